@@ -1,0 +1,105 @@
+"""framecode's command line: a thin typer layer over the library functions.
+
+Each module in this package registers one group of commands. Library errors
+(:class:`pipeline.errors.FramecodeError`) become a one-line message on stderr and exit
+code 2; anything unexpected becomes a one-line notice (the traceback, which could hold
+quote text, is shown only with ``--debug``).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Optional
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from ..config import load_config
+from ..errors import FramecodeError
+
+log = logging.getLogger("framecode")
+
+
+@dataclass(frozen=True)
+class Context:
+    """Global options, available to every command as ``ctx.obj``."""
+
+    config: dict
+    quiet: bool = False
+    debug: bool = False
+
+
+class FramecodeGroup(TyperGroup):
+    """Turns library errors into one-line messages instead of tracebacks."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except FramecodeError as exc:
+            if _debug(ctx):
+                raise
+            typer.echo(f"framecode: error: {exc}", err=True)
+            raise typer.Exit(exc.exit_code) from None
+        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+            raise
+        except KeyboardInterrupt:
+            typer.echo("framecode: interrupted; outputs were left as they were", err=True)
+            raise typer.Exit(130) from None
+        except Exception as exc:  # noqa: BLE001 - last line of defence, no traceback
+            if _debug(ctx):
+                raise
+            typer.echo(
+                f"framecode: internal error ({type(exc).__name__}); rerun with --debug for details",
+                err=True,
+            )
+            raise typer.Exit(1) from None
+
+
+def _debug(ctx: click.Context) -> bool:
+    obj = ctx.find_object(Context)
+    return bool(obj and obj.debug)
+
+
+app = typer.Typer(
+    name="framecode",
+    cls=FramecodeGroup,
+    help="Code testimonials about cross-sector data sharing into value framings.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+)
+
+
+@app.callback()
+def main_options(
+    ctx: typer.Context,
+    config: Annotated[
+        Optional[Path],
+        typer.Option(exists=True, dir_okay=False, help="TOML file overriding configs/default.toml."),
+    ] = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Print only warnings and errors.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Print debug messages (may include ids, never quote text above debug).")] = False,
+    debug: Annotated[bool, typer.Option(help="Show full tracebacks on errors (may include quote text).")] = False,
+) -> None:
+    """Global options shared by every command."""
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(message)s", force=True)
+    ctx.obj = Context(config=load_config(config), quiet=quiet, debug=debug)
+
+
+def _register_commands() -> None:
+    from . import analysis, codebook, coding, ingest, review, runs
+
+    for module in (ingest, codebook, coding, analysis, runs, review):
+        module.register(app)
+
+
+_register_commands()
+
+
+def main() -> None:
+    app(prog_name="framecode")
