@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -35,7 +34,7 @@ class Context:
 class FramecodeGroup(TyperGroup):
     """Turns library errors into one-line messages instead of tracebacks."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: typer.Context):
         try:
             return super().invoke(ctx)
         except FramecodeError as exc:
@@ -43,22 +42,32 @@ class FramecodeGroup(TyperGroup):
                 raise
             typer.echo(f"framecode: error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
-            raise
+        except Exception as exc:
+            if _is_cli_control_flow(exc):
+                raise
+            return self._unexpected(ctx, exc)
         except KeyboardInterrupt:
             typer.echo("framecode: interrupted; outputs were left as they were", err=True)
             raise typer.Exit(130) from None
-        except Exception as exc:  # noqa: BLE001 - last line of defence, no traceback
-            if _debug(ctx):
-                raise
-            typer.echo(
-                f"framecode: internal error ({type(exc).__name__}); rerun with --debug for details",
-                err=True,
-            )
-            raise typer.Exit(1) from None
+
+    @staticmethod
+    def _unexpected(ctx, exc: Exception):
+        """Last line of defence: one line, no traceback (it could hold quote text)."""
+        if _debug(ctx):
+            raise exc
+        typer.echo(
+            f"framecode: internal error ({type(exc).__name__}); rerun with --debug for details",
+            err=True,
+        )
+        raise typer.Exit(1) from None
 
 
-def _debug(ctx: click.Context) -> bool:
+def _is_cli_control_flow(exc: Exception) -> bool:
+    """Exit, Abort and usage errors belong to typer/click, which report them themselves."""
+    return type(exc).__module__.split(".")[0] in {"typer", "click"}
+
+
+def _debug(ctx: typer.Context) -> bool:
     obj = ctx.find_object(Context)
     return bool(obj and obj.debug)
 
