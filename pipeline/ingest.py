@@ -84,12 +84,15 @@ def read_quotes(
     text_column: str | None = None,
     redact: Callable[[str], str] | None = None,
     registry: SectorRegistry | None = None,
+    deduplicate: bool = True,
 ) -> IngestResult:
     """Read, validate and attribute the quotes of every file (folders: :func:`corpus_paths`).
 
+    With ``deduplicate`` an exact duplicate quote is kept once (and reported); without it,
+    every row is kept, so outputs can have one row per input row.
     Raises :class:`IngestError` listing every problem when any file has one.
     """
-    state = _Ingest(registry or default_registry(), redact)
+    state = _Ingest(registry or default_registry(), redact, deduplicate)
     files = [f for p in paths for f in (corpus_paths(p) if Path(p).is_dir() else [Path(p)])]
     for path in files:
         suffix = path.suffix.lower()
@@ -115,9 +118,10 @@ def read_quotes(
 class _Ingest:
     """Accumulates quotes, problems and notices across files."""
 
-    def __init__(self, registry: SectorRegistry, redact: Callable[[str], str] | None):
+    def __init__(self, registry: SectorRegistry, redact: Callable[[str], str] | None, deduplicate: bool = True):
         self.registry = registry
         self.redact = redact
+        self.deduplicate = deduplicate
         self.quotes: list[Quote] = []
         self.problems: list[Problem] = []
         self.notices: list[Problem] = []
@@ -202,7 +206,7 @@ class _Ingest:
             self.problem(_at(where, f"unknown sector {sector.strip()!r}; {advice}", columns.get("sector")))
             ok = False
         key = (text, organization.casefold())
-        if text and key in self.seen:
+        if self.deduplicate and text and key in self.seen:
             self.notices.append(_at(where, f"exact duplicate of the quote at {self.seen[key]} (same text and organization); kept once"))
             return
         quote_key = id.strip() or quote_id(text, source)

@@ -9,6 +9,7 @@ quote text, is shown only with ``--debug``).
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Optional
@@ -67,6 +68,18 @@ def _is_cli_control_flow(exc: Exception) -> bool:
     return type(exc).__module__.split(".")[0] in {"typer", "click"}
 
 
+class _CurrentStderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is now (test runners swap it between commands)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value) -> None:
+        pass
+
+
 def _debug(ctx: typer.Context) -> bool:
     obj = ctx.find_object(Context)
     return bool(obj and obj.debug)
@@ -96,7 +109,9 @@ def main_options(
 ) -> None:
     """Global options shared by every command."""
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
-    logging.basicConfig(level=level, format="%(message)s", force=True)
+    handler = _CurrentStderrHandler()
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    logging.basicConfig(level=level, handlers=[handler], force=True)
     ctx.obj = Context(config=load_config(config), quiet=quiet, debug=debug)
 
 

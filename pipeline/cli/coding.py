@@ -1,9 +1,214 @@
-"""Commands: coding."""
+"""Commands: train, code, tag, evaluate."""
 
 from __future__ import annotations
 
+import json
+import time
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Optional
+
 import typer
+
+from ..codebook import load_codebook
+from ..paths import DEFAULT_MODEL_DIR
+
+
+class Backend(str, Enum):
+    auto = "auto"
+    torch = "torch"
+    onnx = "onnx"
+    onnx_int8 = "onnx-int8"
+
+
+CodebookOption = Annotated[
+    Optional[Path],
+    typer.Option("--codebook", exists=True, dir_okay=False, show_default=False,
+                 help="Codebook YAML (default: labels/codebook.yaml)."),
+]
+LabelsOption = Annotated[
+    Optional[Path],
+    typer.Option("--labels", exists=True, file_okay=False, show_default=False,
+                 help="Folder of labelled files (default: labels/)."),
+]
+ModelOption = Annotated[
+    Optional[Path],
+    typer.Option("--model", exists=True, file_okay=False, show_default=False,
+                 help="Trained model folder (default: models/default, retrained with a notice when stale)."),
+]
+BackendOption = Annotated[
+    Optional[Backend],
+    typer.Option("--backend", show_default=False, help="Encoder backend (default: the config's, normally auto = onnx-int8 when available)."),
+]
+ModelPathOption = Annotated[
+    Optional[str],
+    typer.Option("--model-path", show_default=False,
+                 help="Sentence-transformers model folder to embed with (default: the packaged all-MiniLM-L6-v2)."),
+]
+
+
+def _encoder(ctx: typer.Context, backend: Backend | None, model_path: str | None):
+    from ..embed import load_encoder
+
+    settings = ctx.obj.config.get("encoder", {})
+    model = model_path or settings.get("model")
+    return load_encoder(model, backend=(backend.value if backend else settings.get("backend", "auto")),
+                        batch_size=int(settings.get("batch_size", 64)))
+
+
+def _coder(ctx: typer.Context, codebook, model: Path | None):
+    from ..coding import default_coder
+    from ..model import load_coder
+
+    if model is not None:
+        return load_coder(model, codebook=codebook)
+    configured = ctx.obj.config.get("coder", {}).get("model_dir")
+    return default_coder(codebook, model_dir=Path(configured) if configured else DEFAULT_MODEL_DIR)
+
+
+def train(
+    ctx: typer.Context,
+    out: Annotated[Path, typer.Option("--out", file_okay=False, help="Model folder to write.")] = DEFAULT_MODEL_DIR,
+    labels: LabelsOption = None,
+    codebook: CodebookOption = None,
+    backend: BackendOption = None,
+    model_path: ModelPathOption = None,
+) -> None:
+    """Fit the coder on the labelled quotes in labels/ and save it as a model folder."""
+    from ..coding import train_default
+
+    started = time.perf_counter()
+    book = load_codebook(codebook)
+    coder = train_default(book, labels_dir=labels, model_dir=out, encoder=_encoder(ctx, backend, model_path))
+    info = coder.config["labels"]
+    typer.echo(f"trained {coder.model_id} on {info['n_quotes']} labelled quotes "
+               f"({', '.join(f'{n} {o}' for o, n in info['by_origin'].items())}) in {time.perf_counter() - started:.1f} s")
+    typer.echo(f"saved to {out}; judge it with `framecode evaluate`")
+
+
+def code(
+    ctx: typer.Context,
+    input: Annotated[Path, typer.Argument(exists=True, dir_okay=False, show_default=False,
+                                          help="CSV, TSV, XLSX or JSONL with a `text` column (id, organization, program, sector optional).")],
+    out: Annotated[Path, typer.Option("--out", dir_okay=False, show_default=False, help="Codings file to write (.csv or .jsonl).")],
+    model: ModelOption = None,
+    codebook: CodebookOption = None,
+    text_column: Annotated[Optional[str], typer.Option(help="Name of the column holding the quotes.")] = None,
+) -> None:
+    """Code every quote of a table: one output row per input row, in input order."""
+    from ..coding import code_file
+
+    book = load_codebook(codebook)
+    coder = _coder(ctx, book, model)
+    started = time.perf_counter()
+    n = code_file(input, out, coder, text_column=text_column)
+    if not ctx.obj.quiet:
+        typer.echo(f"coded {n} quotes with {coder.model_id} in {time.perf_counter() - started:.1f} s -> {out}")
+
+
+def tag(
+    ctx: typer.Context,
+    text: Annotated[str, typer.Argument(show_default=False, help="The testimonial, in quotes.")],
+    model: ModelOption = None,
+    codebook: CodebookOption = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """Code one testimonial: codes with probabilities, the sentence behind each, and the
+    nearest human-coded quotes as evidence."""
+    from ..coding import tag as tag_text
+
+    book = load_codebook(codebook)
+    result = tag_text(text, _coder(ctx, book, model))
+    if as_json:
+        typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"codes ({result.model_id})")
+    for column in ("code", "probability", "threshold", "applied"):
+        table.add_column(column)
+    for item in result.codes:
+        table.add_row(item.code, f"{item.probability:.2f}", f"{item.threshold:.2f}", "yes" if item.applied else "")
+    console = Console()
+    console.print(table)
+    if not result.applied:
+        console.print("no code applies")
+    for item in result.applied:
+        console.print(f"[bold]{item.code}[/bold] ({item.name}): carried by the sentence")
+        console.print(f"  {item.sentence}", markup=False)
+        for example in item.examples:
+            console.print(f"  nearest coded quote {example.id} (similarity {example.similarity:.2f}): {example.text}", markup=False)
+    if result.needs_review:
+        console.print("needs review: a probability sits close to its threshold")
+
+
+def evaluate(
+    ctx: typer.Context,
+    out: Annotated[Optional[Path], typer.Option("--out", dir_okay=False, show_default=False, help="Write the full report as JSON.")] = None,
+    labels: LabelsOption = None,
+    codebook: CodebookOption = None,
+    backend: BackendOption = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Skip the variant systems and the learning curve.")] = False,
+) -> None:
+    """Judge the coder on real statements held out by source page, beside baselines."""
+    from ..evaluate import evaluate as run_evaluation
+    from ..files import atomic_write_text
+    from ..labels import load_labels
+
+    book = load_codebook(codebook)
+    report = run_evaluation(load_labels(book, labels), book, _encoder(ctx, backend, None),
+                            variants=not quick, learning_curve=not quick,
+                            progress=lambda msg: None if ctx.obj.quiet else typer.echo(f"... {msg}", err=True))
+    print_report(report)
+    if out is not None:
+        atomic_write_text(out, json.dumps(report, indent=2) + "\n")
+        typer.echo(f"report written to {out}")
+
+
+def print_report(report: dict) -> None:
+    """The evaluation report as terminal tables."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    head = report["headline"]
+    lo, hi = head["macro_f1_ci95"]
+    console.print(f"[bold]Default coder on {head['n_quotes']} real statements from {head['n_pages']} source pages, "
+                  f"held out by page[/bold]: macro-F1 {head['macro_f1']:.3f} (95% CI {lo:.3f}-{hi:.3f}), "
+                  f"Brier {head['calibration']['brier']:.3f}, ECE {head['calibration']['ece']:.3f}")
+    table = Table()
+    columns = ("code", "support", "predicted", "precision", "recall", "f1", "cohen_kappa", "krippendorff_alpha", "brier")
+    for column in columns:
+        table.add_column(column.replace("krippendorff_alpha", "alpha").replace("cohen_kappa", "kappa"))
+    for row in head["per_code"]:
+        table.add_row(*("n/a" if row[c] is None else str(row[c]) for c in columns))
+    console.print(table)
+    compared = Table(title="systems compared (same folds)")
+    for column in ("system", "macro-F1", "95% CI"):
+        compared.add_column(column)
+    for row in report["compared"]:
+        compared.add_row(row["system"], f"{row['macro_f1']:.3f}", "{:.3f}-{:.3f}".format(*row["macro_f1_ci95"]))
+    console.print(compared)
+    if "written" in report:
+        written = report["written"]
+        for part in ("cross_validation", "transfer_to_real"):
+            console.print(f"{written[part]['system']}: macro-F1 {written[part]['macro_f1']:.3f} on {written[part]['n_quotes']} quotes")
+    if "learning_curve" in report:
+        console.print("learning curve (real training statements -> macro-F1): " +
+                      ", ".join(f"{p['real_train_quotes']} -> {p['macro_f1']:.3f}" for p in report["learning_curve"]))
+    review = Table(title="routing quotes near a threshold to a person")
+    for column in ("band", "flagged", "macro-F1 all", "macro-F1 rest", "alpha all", "alpha rest"):
+        review.add_column(column)
+    for row in report["review"]:
+        review.add_row(*(str(row[c]) for c in ("band", "flagged_share", "macro_f1_all", "macro_f1_rest", "alpha_all", "alpha_rest")))
+    console.print(review)
+    console.print(f"targets: {json.dumps(report['targets'])}")
 
 
 def register(app: typer.Typer) -> None:
     """Add this module's commands to `app`."""
+    app.command("train")(train)
+    app.command("code")(code)
+    app.command("tag")(tag)
+    app.command("evaluate")(evaluate)

@@ -1,0 +1,140 @@
+"""Coding stage: the default coder (retrained when its codebook or labels changed), coding
+quotes into the codings layout, and tagging one testimonial with its evidence."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError
+from .ingest import read_quotes
+from .labels import load_labels
+from .model import TrainedCoder, load_coder, model_is_stale, save_coder, train_coder
+from .paths import DEFAULT_MODEL_DIR
+from .records import Codebook, Quote
+from .tables import write_table
+
+log = logging.getLogger(__name__)
+
+CHUNK_SIZE = 512
+OUTPUT_SUFFIXES = (".csv", ".jsonl")
+
+
+def coding_columns(code_ids: Sequence[str]) -> list[str]:
+    """Columns of the codings layout (SPEC.md's `code` contract plus evidence and coder)."""
+    return ["id", "text", "organization", "program", "sector", "codes", "needs_review",
+            *(f"p_{c}" for c in code_ids), "evidence", "coder"]
+
+
+def train_default(codebook: Codebook, *, labels_dir=None, model_dir=None, encoder=None) -> TrainedCoder:
+    """Train on every labelled file and save the model folder."""
+    from .embed import load_encoder
+
+    labels = load_labels(codebook, labels_dir)
+    encoder = encoder or load_encoder()
+    coder = train_coder(codebook, labels, encoder)
+    save_coder(coder, model_dir or DEFAULT_MODEL_DIR)
+    return coder
+
+
+def default_coder(codebook: Codebook, *, labels_dir=None, model_dir=None, encoder=None) -> TrainedCoder:
+    """The shipped model, retrained first (with a notice) when it is missing or when the
+    codebook or the labels changed since it was trained."""
+    folder = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+    reason = model_is_stale(folder, codebook, load_labels(codebook, labels_dir))
+    if reason:
+        log.warning("notice: retraining the model in %s because %s", folder, reason)
+        train_default(codebook, labels_dir=labels_dir, model_dir=folder, encoder=encoder)
+    return load_coder(folder, codebook=codebook, encoder=encoder)
+
+
+def code_quotes(quotes: Iterable[Quote], coder: TrainedCoder, chunk_size: int = CHUNK_SIZE) -> Iterator[dict]:
+    """Codings-layout rows in input order, computed chunk by chunk (bounded memory)."""
+    iterator = iter(quotes)
+    while chunk := list(islice(iterator, chunk_size)):
+        yield from coder.code_rows(chunk)
+
+
+def code_file(input_path: str | Path, output_path: str | Path, coder: TrainedCoder, *, text_column: str | None = None) -> int:
+    """Code every row of a table into ``output_path`` (CSV or JSONL); returns the row count."""
+    output_path = Path(output_path)
+    if output_path.suffix.lower() not in OUTPUT_SUFFIXES:
+        raise InputError(f"{output_path}: output must end in {' or '.join(OUTPUT_SUFFIXES)}")
+    if Path(input_path).resolve() == output_path.resolve():
+        raise InputError(f"{output_path}: output would overwrite the input; choose another --out")
+    quotes = read_quotes([input_path], text_column=text_column, deduplicate=False).quotes
+    rows = list(code_quotes(quotes, coder))
+    write_table(output_path, rows, coding_columns(coder.code_ids))
+    return len(rows)
+
+
+@dataclass(frozen=True)
+class Example:
+    id: str
+    text: str
+    similarity: float
+
+
+@dataclass(frozen=True)
+class CodeResult:
+    code: str
+    name: str
+    probability: float
+    threshold: float
+    applied: bool
+    sentence: str
+    examples: tuple[Example, ...]
+
+
+@dataclass(frozen=True)
+class TagResult:
+    codes: tuple[CodeResult, ...]
+    needs_review: bool
+    model_id: str
+
+    @property
+    def applied(self) -> tuple[CodeResult, ...]:
+        return tuple(c for c in self.codes if c.applied)
+
+    def to_dict(self) -> dict:
+        return {
+            "model": self.model_id,
+            "needs_review": self.needs_review,
+            "codes": [
+                {"code": c.code, "name": c.name, "probability": round(c.probability, 4), "threshold": c.threshold,
+                 "applied": c.applied, "sentence": c.sentence,
+                 "examples": [{"id": e.id, "text": e.text, "similarity": round(e.similarity, 3)} for e in c.examples]}
+                for c in self.codes
+            ],
+        }
+
+
+def tag(text: str, coder: TrainedCoder, n_examples: int = 3) -> TagResult:
+    """Codes of one testimonial with probabilities, the sentence that carries each code and
+    the nearest human-coded quotes as evidence."""
+    if not text.strip():
+        raise InputError("tag: the text is empty; pass the testimonial in quotes")
+    embedded = coder.embed([text])
+    proba = coder.estimator.predict_proba(coder.features(embedded, [text]))[0]
+    per_sentence = coder.sentence_proba(embedded)
+    results = []
+    for k in np.argsort(-proba, kind="stable"):
+        code = coder.code_ids[k]
+        applied = bool(proba[k] >= coder.thresholds[k])
+        examples = coder.nearest_examples(embedded.texts[0], code, n_examples) if applied else []
+        results.append(CodeResult(
+            code=code,
+            name=coder.codebook.code(code).name,
+            probability=float(proba[k]),
+            threshold=float(coder.thresholds[k]),
+            applied=applied,
+            sentence=embedded.sentence_texts[int(np.argmax(per_sentence[:, k]))],
+            examples=tuple(Example(e.id, e.text, s) for e, s in examples),
+        ))
+    return TagResult(tuple(results), coder.needs_review(proba), coder.model_id)
+

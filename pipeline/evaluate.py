@@ -1,0 +1,281 @@
+"""Evaluation that does not flatter: cross-validation on real statements held out by
+source page, beside written rows, written-to-real transfer, baselines, a learning curve,
+calibration and the effect of routing uncertain quotes to a person."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import f1_score, precision_score, recall_score
+
+from .agreement import cohen_kappa, krippendorff_alpha
+from .classify import SupervisedCoder, ZeroShotCoder, group_folds
+from .features import Embedded, FeatureSpec, embed_with_sentences, feature_matrix, prototype_texts, zero_shot_scores
+from .labels import LabelledSet
+from .model import DEFAULT_PARAMS, ORIGIN_WEIGHTS, REVIEW_BAND_CANDIDATES
+from .records import Codebook
+
+REAL_ORIGINS = ("real", "seed", "reviewed")
+LEARNING_CURVE_SIZES = (50, 100, 200)
+BOOTSTRAP_ROUNDS = 1000
+SEED = 0
+
+
+@dataclass(frozen=True)
+class EvalData:
+    """Everything the systems need, computed once: labels, embeddings, cue and zero-shot
+    features for every labelled quote."""
+
+    texts: tuple[str, ...]
+    Y: np.ndarray
+    groups: np.ndarray
+    origins: np.ndarray
+    features: np.ndarray
+    zero_shot: np.ndarray
+    code_ids: tuple[str, ...]
+
+    def subset(self, mask: np.ndarray) -> EvalData:
+        return EvalData(
+            tuple(t for t, m in zip(self.texts, mask) if m),
+            self.Y[mask], self.groups[mask], self.origins[mask], self.features[mask], self.zero_shot[mask], self.code_ids,
+        )
+
+
+def prepare(labels: LabelledSet, codebook: Codebook, encoder, spec: FeatureSpec) -> EvalData:
+    texts = labels.texts
+    embedded: Embedded = embed_with_sentences(texts, encoder)
+    proto_texts, owner = prototype_texts(codebook)
+    zero_shot = zero_shot_scores(embedded, encoder.encode(proto_texts), owner, len(codebook.codes))
+    return EvalData(
+        tuple(texts),
+        labels.matrix(codebook.code_ids),
+        np.asarray(labels.groups),
+        np.asarray([q.origin for q in labels.quotes]),
+        feature_matrix(embedded, texts, spec, codebook.code_ids, zero_shot),
+        zero_shot,
+        codebook.code_ids,
+    )
+
+
+# A system maps (train data, test data) to (test probabilities, thresholds).
+System = Callable[[EvalData, EvalData], tuple[np.ndarray, np.ndarray]]
+
+
+def supervised_system(params: Mapping | None = None, *, extra: str | None = None) -> System:
+    """The default coder; ``extra`` adds TF-IDF ("tfidf") or zero-shot ("zero-shot") features."""
+    params = {**DEFAULT_PARAMS, **(params or {})}
+
+    def run(train: EvalData, test: EvalData):
+        Xtr, Xte = train.features, test.features
+        if extra == "zero-shot":
+            Xtr, Xte = np.hstack([Xtr, train.zero_shot]), np.hstack([Xte, test.zero_shot])
+        elif extra == "tfidf":
+            tfidf = _tfidf().fit(train.texts)
+            Xtr = np.hstack([Xtr, tfidf.transform(train.texts).toarray()])
+            Xte = np.hstack([Xte, tfidf.transform(test.texts).toarray()])
+        weights = np.array([ORIGIN_WEIGHTS.get(o, 1.0) for o in train.origins])
+        coder = SupervisedCoder(**params).fit(Xtr, train.Y, groups=train.groups, sample_weight=weights)
+        return coder.predict_proba(Xte), coder.thresholds_
+
+    return run
+
+
+def tfidf_system(train: EvalData, test: EvalData):
+    """Baseline: TF-IDF n-grams with the same per-code logistic regression."""
+    tfidf = _tfidf().fit(train.texts)
+    coder = SupervisedCoder(C=10.0).fit(tfidf.transform(train.texts).toarray(), train.Y, groups=train.groups)
+    return coder.predict_proba(tfidf.transform(test.texts).toarray()), coder.thresholds_
+
+
+def zero_shot_system(train: EvalData, test: EvalData):
+    """Similarity to the codebook's prototypes, calibrated on the training fold's labels."""
+    coder = ZeroShotCoder().fit(train.zero_shot, train.Y)
+    return coder.predict_proba(test.zero_shot), coder.thresholds_
+
+
+def _tfidf() -> TfidfVectorizer:
+    return TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=5000)
+
+
+def cross_validate(system: System, data: EvalData, *, extra_train: EvalData | None = None, n_splits: int = 5,
+                   train_size: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Out-of-fold probabilities, decisions and the thresholds each decision used; folds
+    hold out whole source pages.
+    ``extra_train`` rows (e.g. written testimonials) join every training fold, never a test fold."""
+    rng = np.random.default_rng(SEED)
+    proba = np.zeros(data.Y.shape)
+    decided = np.zeros(data.Y.shape, dtype=np.int8)
+    used = np.zeros(data.Y.shape)
+    for train_idx, test_idx in group_folds(data.groups, n_splits, len(data.texts)):
+        if train_size is not None and train_size < len(train_idx):
+            train_idx = np.sort(rng.choice(train_idx, size=train_size, replace=False))
+        mask = np.zeros(len(data.texts), dtype=bool)
+        mask[train_idx] = True
+        train = data.subset(mask)
+        if extra_train is not None:
+            train = _concat(train, extra_train)
+        test = data.subset(np.isin(np.arange(len(data.texts)), test_idx))
+        p, thresholds = system(train, test)
+        proba[test_idx] = p
+        decided[test_idx] = (p >= thresholds).astype(np.int8)
+        used[test_idx] = thresholds
+    return proba, decided, used
+
+
+def fit_and_score(system: System, train: EvalData, test: EvalData) -> tuple[np.ndarray, np.ndarray]:
+    p, thresholds = system(train, test)
+    return p, (p >= thresholds).astype(np.int8)
+
+
+def _concat(a: EvalData, b: EvalData) -> EvalData:
+    return EvalData(a.texts + b.texts, np.vstack([a.Y, b.Y]), np.concatenate([a.groups, b.groups]),
+                    np.concatenate([a.origins, b.origins]), np.vstack([a.features, b.features]),
+                    np.vstack([a.zero_shot, b.zero_shot]), a.code_ids)
+
+
+def per_code_metrics(Y: np.ndarray, decided: np.ndarray, proba: np.ndarray, code_ids: Sequence[str]) -> list[dict]:
+    rows = []
+    for k, code in enumerate(code_ids):
+        y, d = Y[:, k], decided[:, k]
+        pair = np.vstack([y, d]).astype(float)
+        varied = len(np.unique(pair)) > 1
+        rows.append({
+            "code": code,
+            "support": int(y.sum()),
+            "predicted": int(d.sum()),
+            "precision": _r(precision_score(y, d, zero_division=0)),
+            "recall": _r(recall_score(y, d, zero_division=0)),
+            "f1": _r(f1_score(y, d, zero_division=0)),
+            "cohen_kappa": _r(cohen_kappa(pair)) if varied else None,
+            "krippendorff_alpha": _r(krippendorff_alpha(pair)) if varied else None,
+            "brier": _r(float(np.mean((proba[:, k] - y) ** 2))),
+        })
+    return rows
+
+
+def macro_f1(Y: np.ndarray, decided: np.ndarray) -> float:
+    return float(f1_score(Y, decided, average="macro", zero_division=0))
+
+
+def bootstrap_macro_f1(Y: np.ndarray, decided: np.ndarray, groups: np.ndarray, rounds: int = BOOTSTRAP_ROUNDS) -> tuple[float, float]:
+    """95% interval of macro-F1 from resampling whole source pages."""
+    rng = np.random.default_rng(SEED)
+    unique, inverse = np.unique(groups, return_inverse=True)
+    members = [np.flatnonzero(inverse == g) for g in range(len(unique))]
+    scores = []
+    for _ in range(rounds):
+        picked = np.concatenate([members[g] for g in rng.integers(0, len(unique), len(unique))])
+        scores.append(macro_f1(Y[picked], decided[picked]))
+    low, high = np.percentile(scores, [2.5, 97.5])
+    return _r(low), _r(high)
+
+
+def calibration(Y: np.ndarray, proba: np.ndarray, bins: int = 10) -> dict:
+    """Brier score and expected calibration error over every (quote, code) probability."""
+    p, y = proba.ravel(), Y.ravel()
+    edges = np.linspace(0, 1, bins + 1)
+    which = np.clip(np.digitize(p, edges) - 1, 0, bins - 1)
+    table, ece = [], 0.0
+    for b in range(bins):
+        inside = which == b
+        if inside.any():
+            gap = abs(p[inside].mean() - y[inside].mean())
+            ece += inside.mean() * gap
+            table.append({"bin": f"{edges[b]:.1f}-{edges[b + 1]:.1f}", "n": int(inside.sum()),
+                          "mean_probability": _r(p[inside].mean()), "observed_rate": _r(y[inside].mean())})
+    return {"brier": _r(float(np.mean((p - y) ** 2))), "ece": _r(ece), "bins": table}
+
+
+def review_effect(Y: np.ndarray, decided: np.ndarray, proba: np.ndarray, thresholds: np.ndarray) -> list[dict]:
+    """For each review band: share of quotes flagged, and agreement on the quotes left."""
+    rows = []
+    for band in REVIEW_BAND_CANDIDATES:
+        flagged = np.any(np.abs(proba - thresholds) < band, axis=1)
+        rest = ~flagged
+        alpha_all = krippendorff_alpha(np.vstack([Y.ravel(), decided.ravel()]).astype(float))
+        alpha_rest = krippendorff_alpha(np.vstack([Y[rest].ravel(), decided[rest].ravel()]).astype(float)) if rest.any() else None
+        rows.append({"band": band, "flagged_share": _r(flagged.mean()),
+                     "macro_f1_all": _r(macro_f1(Y, decided)), "macro_f1_rest": _r(macro_f1(Y[rest], decided[rest])),
+                     "alpha_all": _r(alpha_all), "alpha_rest": _r(alpha_rest) if alpha_rest is not None else None})
+    return rows
+
+
+def _r(value) -> float | None:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return None
+    return round(float(value), 3)
+
+
+def summarise(name: str, data: EvalData, proba: np.ndarray, decided: np.ndarray) -> dict:
+    low, high = bootstrap_macro_f1(data.Y, decided, data.groups)
+    return {"system": name, "n_quotes": len(data.texts), "n_pages": int(len(np.unique(data.groups))),
+            "macro_f1": _r(macro_f1(data.Y, decided)), "macro_f1_ci95": [low, high],
+            "per_code": per_code_metrics(data.Y, decided, proba, data.code_ids), "calibration": calibration(data.Y, proba)}
+
+
+def evaluate(labels: LabelledSet, codebook: Codebook, encoder, *, spec: FeatureSpec | None = None,
+             params: Mapping | None = None, variants: bool = True, learning_curve: bool = True,
+             progress: Callable[[str], None] = lambda _msg: None) -> dict:
+    """The full report as a JSON-ready dict (see ``framecode evaluate``)."""
+    spec = spec or FeatureSpec.from_cue_file()
+    data = prepare(labels, codebook, encoder, spec)
+    real = data.subset(np.isin(data.origins, REAL_ORIGINS))
+    written = data.subset(data.origins == "written")
+    has_written = len(written.texts) > 0
+    default = supervised_system(params)
+    report: dict = {"codebook": {"version": codebook.version, "hash": codebook.content_hash},
+                    "labels": {"hash": labels.content_hash, "real": len(real.texts), "written": len(written.texts),
+                               "real_pages": int(len(np.unique(real.groups)))},
+                    "encoder": encoder.identity.to_dict(), "held_out_by": "source page (GroupKFold, 5 folds)"}
+
+    progress("default coder: cross-validation on real statements")
+    proba, decided, used = cross_validate(default, real, extra_train=written if has_written else None)
+    report["headline"] = summarise("default", real, proba, decided)
+    report["review"] = review_effect(real.Y, decided, proba, used)
+
+    systems: dict[str, System] = {"zero-shot": zero_shot_system, "tfidf+lr": tfidf_system}
+    if variants:
+        systems["default, real rows only"] = default
+        systems["default + tfidf features"] = supervised_system(params, extra="tfidf")
+        systems["default + zero-shot features"] = supervised_system(params, extra="zero-shot")
+    report["compared"] = [{"system": "default", "macro_f1": report["headline"]["macro_f1"],
+                           "macro_f1_ci95": report["headline"]["macro_f1_ci95"]}]
+    for name, system in systems.items():
+        progress(f"{name}: cross-validation on real statements")
+        extra = written if has_written and name not in {"default, real rows only", "zero-shot", "tfidf+lr"} else None
+        p, d, _ = cross_validate(system, real, extra_train=extra)
+        low, high = bootstrap_macro_f1(real.Y, d, real.groups)
+        report["compared"].append({"system": name, "macro_f1": _r(macro_f1(real.Y, d)), "macro_f1_ci95": [low, high],
+                                   "f1_per_code": {c: _r(f) for c, f in zip(real.code_ids, f1_score(real.Y, d, average=None, zero_division=0))}})
+
+    if has_written:
+        progress("written rows: cross-validation and transfer to real")
+        wp, wd, _ = cross_validate(default, written)
+        tp, td = fit_and_score(default, written, real)
+        report["written"] = {"cross_validation": summarise("default on written rows (held out by collaboration)", written, wp, wd),
+                             "transfer_to_real": summarise("trained on written, scored on real", real, tp, td)}
+
+    if learning_curve:
+        curve = []
+        n_train = int(len(real.texts) * 0.8)
+        for size in [s for s in LEARNING_CURVE_SIZES if s < n_train] + [None]:
+            progress(f"learning curve: {size or 'all'} real statements")
+            p, d, _ = cross_validate(default, real, train_size=size, extra_train=written if has_written else None)
+            curve.append({"real_train_quotes": size or n_train, "macro_f1": _r(macro_f1(real.Y, d))})
+        report["learning_curve"] = curve
+    report["targets"] = check_targets(report["headline"])
+    return report
+
+
+def check_targets(headline: Mapping) -> dict:
+    per_code = sorted(headline["per_code"], key=lambda r: -r["support"])
+    commonest = per_code[:4]
+    return {
+        "macro_f1>=0.60": headline["macro_f1"] >= 0.60,
+        "f1>=0.70 on the four commonest codes": {r["code"]: r["f1"] for r in commonest},
+        "alpha>=0.50 on codes with 10+ positives": {r["code"]: r["krippendorff_alpha"] for r in per_code if r["support"] >= 10},
+    }

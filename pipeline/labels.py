@@ -1,0 +1,152 @@
+"""Human-coded quotes: the labelled corpus the coder is trained and judged on.
+
+``labels/real_statements.jsonl`` (real public statements, paraphrased, coded twice and
+adjudicated), ``labels/written_statements.jsonl`` (testimonials written for the
+demonstration) and ``labels/human/<coder>.jsonl`` (codings brought back by
+``framecode review import``). Every row names its ``origin``; real rows name the source
+page, which is the unit that cross-validation holds out.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .errors import InputError, Problem, ValidationError
+from .files import sha256_file
+from .paths import LABELS_DIR
+from .records import Codebook
+
+LABEL_FILES = {"real_statements.jsonl": "real", "written_statements.jsonl": "written"}
+
+
+@dataclass(frozen=True, slots=True)
+class LabelledQuote:
+    """One quote with the codes a person (or adjudication) gave it."""
+
+    id: str
+    text: str
+    codes: tuple[str, ...]
+    origin: str  # seed | real | written | reviewed
+    group: str  # the source page (real) or collaboration (written): held out together
+    coder: str = "adjudicated"
+    organization: str = ""
+    program: str = ""
+    sector: str = ""
+
+    @classmethod
+    def from_json(cls, data: dict, *, origin: str = "", coder: str = "adjudicated") -> LabelledQuote:
+        codes = data.get("labels", data.get("codes", []))
+        return cls(
+            id=str(data["id"]),
+            text=str(data["text"]),
+            codes=tuple(sorted(codes)),
+            origin=str(data.get("origin") or origin),
+            group=str(data.get("source_url") or data.get("group") or data["id"]),
+            coder=str(data.get("coder") or coder),
+            organization=str(data.get("organization") or ""),
+            program=str(data.get("program") or ""),
+            sector=str(data.get("sector") or ""),
+        )
+
+
+@dataclass(frozen=True)
+class LabelledSet:
+    """Labelled quotes plus the hash of the files they came from."""
+
+    quotes: tuple[LabelledQuote, ...]
+    files_sha256: dict[str, str]
+
+    @property
+    def content_hash(self) -> str:
+        import hashlib
+
+        joined = "\n".join(f"{name}:{digest}" for name, digest in sorted(self.files_sha256.items()))
+        return hashlib.sha256(joined.encode()).hexdigest()
+
+    def select(self, origins: Iterable[str]) -> LabelledSet:
+        wanted = set(origins)
+        return LabelledSet(tuple(q for q in self.quotes if q.origin in wanted), self.files_sha256)
+
+    def matrix(self, code_ids: Sequence[str]) -> np.ndarray:
+        """Binary (n_quotes, n_codes) indicator matrix in ``code_ids`` order."""
+        index = {c: k for k, c in enumerate(code_ids)}
+        y = np.zeros((len(self.quotes), len(code_ids)), dtype=np.int8)
+        for i, quote in enumerate(self.quotes):
+            for code in quote.codes:
+                y[i, index[code]] = 1
+        return y
+
+    @property
+    def texts(self) -> list[str]:
+        return [q.text for q in self.quotes]
+
+    @property
+    def groups(self) -> list[str]:
+        return [q.group for q in self.quotes]
+
+    def __len__(self) -> int:
+        return len(self.quotes)
+
+
+def load_labels(codebook: Codebook, labels_dir: str | Path | None = None) -> LabelledSet:
+    """Read every labelled file under ``labels_dir``; reviewed codings override by id.
+
+    Raises :class:`ValidationError` listing every row with unknown code ids, a missing
+    text or a duplicate id.
+    """
+    folder = Path(labels_dir) if labels_dir is not None else LABELS_DIR
+    paths = [folder / name for name in LABEL_FILES if (folder / name).exists()]
+    reviewed = sorted((folder / "human").glob("*.jsonl")) if (folder / "human").is_dir() else []
+    if not paths and not reviewed:
+        raise InputError(f"{folder}: no labelled files ({', '.join(LABEL_FILES)}); add labelled quotes first")
+    known = set(codebook.code_ids)
+    problems: list[Problem] = []
+    by_id: dict[str, LabelledQuote] = {}
+    for path in [*paths, *reviewed]:
+        is_reviewed = path in reviewed
+        for row_no, data in _read_jsonl(path, problems):
+            try:
+                quote = LabelledQuote.from_json(
+                    data,
+                    origin="reviewed" if is_reviewed else LABEL_FILES[path.name],
+                    coder=path.stem if is_reviewed else "adjudicated",
+                )
+            except KeyError as exc:
+                problems.append(Problem(str(path), f"missing field {exc.args[0]!r}", row=row_no))
+                continue
+            unknown = sorted(set(quote.codes) - known)
+            if unknown:
+                problems.append(Problem(str(path), f"unknown code id(s) {', '.join(unknown)}; known: {', '.join(codebook.code_ids)}", row=row_no, column="labels"))
+            if not quote.text.strip():
+                problems.append(Problem(str(path), "empty text", row=row_no, column="text"))
+            if quote.id in by_id and not is_reviewed:
+                problems.append(Problem(str(path), f"duplicate id {quote.id!r}", row=row_no, column="id"))
+            if is_reviewed and quote.id in by_id:
+                previous = by_id[quote.id]
+                quote = LabelledQuote(quote.id, quote.text, quote.codes, previous.origin, previous.group, quote.coder,
+                                      previous.organization, previous.program, previous.sector)
+            by_id[quote.id] = quote
+    if problems:
+        raise ValidationError(problems, f"{len(problems)} problem(s) in the labelled files")
+    return LabelledSet(tuple(by_id.values()), {p.name if p.parent == folder else f"human/{p.name}": sha256_file(p) for p in [*paths, *reviewed]})
+
+
+def _read_jsonl(path: Path, problems: list[Problem]) -> Iterable[tuple[int, dict]]:
+    with open(path, encoding="utf-8") as handle:
+        for row_no, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                problems.append(Problem(str(path), f"not valid JSON ({exc.msg})", row=row_no))
+                continue
+            if not isinstance(data, dict):
+                problems.append(Problem(str(path), "expected a JSON object", row=row_no))
+                continue
+            yield row_no, data

@@ -1,0 +1,355 @@
+"""Train, save and load a coder: a self-describing model folder that loads offline.
+
+A model folder holds ``config.json`` (format, model id, codebook/labels/encoder identity
+and hashes, feature spec, thresholds, review band, metrics, library versions, and the
+sha256 of every other file) and plain ``.npy`` arrays and a JSONL evidence bank. Nothing
+is unpickled: arrays load with ``allow_pickle=False``, and a folder holding pickles or
+code is refused before anything is read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+
+from .classify import SupervisedCoder
+from .errors import ModelError
+from .features import (
+    Embedded,
+    FeatureSpec,
+    embed_with_sentences,
+    feature_matrix,
+    prototype_texts,
+    zero_shot_scores,
+)
+from .files import atomic_write_text, sha256_file, sha256_text
+from .labels import LabelledSet
+from .paths import DEFAULT_MODEL_DIR
+from .records import Codebook, Quote
+
+log = logging.getLogger(__name__)
+
+MODEL_FORMAT = "framecode-coder/1"
+ARRAYS = ("coef", "intercept", "calibration", "prototypes", "evidence_embeddings")
+EVIDENCE_FILE = "evidence.jsonl"
+CONFIG_FILE = "config.json"
+ALLOWED_SUFFIXES = {".json", ".jsonl", ".npy", ".txt", ".md"}
+REVIEW_BAND_CANDIDATES = (0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15)
+MAX_REVIEW_SHARE = 0.2
+DEFAULT_PARAMS = {"C": 1.0, "class_weight": "balanced", "cv": 5}
+ORIGIN_WEIGHTS = {"real": 1.0, "seed": 1.0, "reviewed": 1.0, "written": 0.3}
+
+
+@dataclass(frozen=True)
+class Evidence:
+    id: str
+    text: str
+    codes: tuple[str, ...]
+    origin: str
+
+
+@dataclass
+class TrainedCoder:
+    """A fitted coder with everything needed to code quotes and explain its codings."""
+
+    config: dict
+    codebook: Codebook
+    estimator: SupervisedCoder
+    spec: FeatureSpec
+    prototypes: np.ndarray
+    evidence: tuple[Evidence, ...]
+    evidence_embeddings: np.ndarray
+    encoder: object | None = None
+
+    @property
+    def model_id(self) -> str:
+        return self.config["model_id"]
+
+    @property
+    def model_hash(self) -> str:
+        return self.config.get("model_hash", "")
+
+    @property
+    def codebook_hash(self) -> str:
+        return self.config["codebook"]["hash"]
+
+    @property
+    def encoder_identity(self) -> dict:
+        return self.config["encoder"]
+
+    @property
+    def code_ids(self) -> tuple[str, ...]:
+        return tuple(self.config["code_ids"])
+
+    @property
+    def thresholds(self) -> np.ndarray:
+        return self.estimator.thresholds_
+
+    @property
+    def review_band(self) -> float:
+        return float(self.config["review_band"])
+
+    def get_encoder(self):
+        """The encoder the model was trained with (loaded on first use)."""
+        if self.encoder is None:
+            from .embed import load_encoder
+
+            identity = self.encoder_identity
+            self.encoder = load_encoder(identity["model"], backend=identity["requested_backend"])
+            if self.encoder.identity.weights_sha256 != identity["weights_sha256"]:
+                raise ModelError(
+                    f"model {self.model_id} was trained on encoder weights {identity['weights_sha256'][:12]}, "
+                    f"but {self.encoder.identity.weights_sha256[:12]} was loaded; retrain with `framecode train`"
+                )
+        return self.encoder
+
+    def embed(self, texts: Sequence[str]) -> Embedded:
+        return embed_with_sentences(texts, self.get_encoder())
+
+    def features(self, embedded: Embedded, texts: Sequence[str]) -> np.ndarray:
+        zero_shot = None
+        if self.spec.zero_shot_weight:
+            owner = np.asarray(self.config["prototype_owner"])
+            zero_shot = zero_shot_scores(embedded, self.prototypes, owner, len(self.code_ids))
+        return feature_matrix(embedded, texts, self.spec, self.code_ids, zero_shot)
+
+    def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
+        texts = list(texts)
+        return self.estimator.predict_proba(self.features(self.embed(texts), texts))
+
+    def sentence_proba(self, embedded: Embedded) -> np.ndarray:
+        """Each sentence scored on its own, to find the sentence that carries a code."""
+        alone = Embedded(embedded.sentences, embedded.sentences, np.arange(len(embedded.sentences)), embedded.sentence_texts)
+        return self.estimator.predict_proba(self.features(alone, list(embedded.sentence_texts)))
+
+    def code_rows(self, quotes: Sequence[Quote]) -> list[dict]:
+        """Rows of the codings layout, one per quote, in order."""
+        texts = [q.text for q in quotes]
+        if not texts:
+            return []
+        embedded = self.embed(texts)
+        proba = self.estimator.predict_proba(self.features(embedded, texts))
+        per_sentence = self.sentence_proba(embedded)
+        rows = []
+        for i, quote in enumerate(quotes):
+            applied = proba[i] >= self.thresholds
+            sentences = np.flatnonzero(embedded.owner == i)
+            evidence = {
+                code: embedded.sentence_texts[sentences[np.argmax(per_sentence[sentences, k])]]
+                for k, code in enumerate(self.code_ids)
+                if applied[k]
+            }
+            row = {
+                "id": quote.id,
+                "text": quote.text,
+                "organization": quote.organization,
+                "program": quote.program,
+                "sector": quote.sector,
+                "codes": ";".join(sorted(c for c, a in zip(self.code_ids, applied) if a)),
+                "needs_review": "true" if self.needs_review(proba[i]) else "false",
+            }
+            row.update({f"p_{code}": f"{proba[i, k]:.4f}" for k, code in enumerate(self.code_ids)})
+            row["evidence"] = json.dumps(evidence, ensure_ascii=False, sort_keys=True) if evidence else ""
+            row["coder"] = self.model_id
+            rows.append(row)
+        return rows
+
+    def needs_review(self, proba_row: np.ndarray) -> bool:
+        return bool(np.any(np.abs(proba_row - self.thresholds) < self.review_band))
+
+    def nearest_examples(self, vector: np.ndarray, code: str, k: int = 3) -> list[tuple[Evidence, float]]:
+        """The ``k`` human-coded quotes carrying ``code`` closest to ``vector``."""
+        candidates = [i for i, e in enumerate(self.evidence) if code in e.codes]
+        if not candidates:
+            return []
+        sims = self.evidence_embeddings[candidates] @ vector
+        order = np.argsort(-sims, kind="stable")[:k]
+        return [(self.evidence[candidates[j]], float(sims[j])) for j in order]
+
+
+def review_band(oof_proba: np.ndarray, thresholds: np.ndarray) -> float:
+    """The widest band around the thresholds that flags at most ``MAX_REVIEW_SHARE`` of quotes."""
+    chosen = REVIEW_BAND_CANDIDATES[0]
+    for band in REVIEW_BAND_CANDIDATES:
+        flagged = np.any(np.abs(oof_proba - thresholds) < band, axis=1).mean()
+        if flagged <= MAX_REVIEW_SHARE:
+            chosen = band
+    return chosen
+
+
+def train_coder(
+    codebook: Codebook,
+    labels: LabelledSet,
+    encoder,
+    *,
+    spec: FeatureSpec | None = None,
+    params: Mapping | None = None,
+    origin_weights: Mapping[str, float] | None = None,
+    name: str = "default",
+) -> TrainedCoder:
+    """Fit the supervised coder on every labelled quote (weighted by origin)."""
+    spec = spec or FeatureSpec.from_cue_file()
+    params = {**DEFAULT_PARAMS, **(params or {})}
+    weights_by_origin = {**ORIGIN_WEIGHTS, **(origin_weights or {})}
+    labels = labels.select(o for o, w in weights_by_origin.items() if w > 0)
+    if len(labels) == 0:
+        raise ModelError("no labelled quotes to train on; add rows to labels/real_statements.jsonl")
+    texts = labels.texts
+    Y = labels.matrix(codebook.code_ids)
+    weights = np.array([weights_by_origin[q.origin] for q in labels.quotes])
+    embedded = embed_with_sentences(texts, encoder)
+    proto_texts, proto_owner = prototype_texts(codebook)
+    prototypes = encoder.encode(proto_texts)
+    zero_shot = zero_shot_scores(embedded, prototypes, proto_owner, len(codebook.codes)) if spec.zero_shot_weight else None
+    X = feature_matrix(embedded, texts, spec, codebook.code_ids, zero_shot)
+    estimator = SupervisedCoder(**params).fit(X, Y, groups=labels.groups, sample_weight=weights)
+    identity = encoder.identity
+    encoder_info = {**identity.to_dict(), "model": identity.name, "requested_backend": _requested_backend(identity.backend)}
+    fingerprint = sha256_text(json.dumps([codebook.content_hash, labels.content_hash, identity.key, spec.to_dict(), params, weights_by_origin], sort_keys=True))
+    config = {
+        "format": MODEL_FORMAT,
+        "model_id": f"framecode-{name}-{fingerprint[:10]}",
+        "codebook": {"version": codebook.version, "hash": codebook.content_hash},
+        "labels": {
+            "hash": labels.content_hash,
+            "files": labels.files_sha256,
+            "n_quotes": len(labels),
+            "by_origin": {o: sum(q.origin == o for q in labels.quotes) for o in sorted({q.origin for q in labels.quotes})},
+            "positives": {c: int(Y[:, k].sum()) for k, c in enumerate(codebook.code_ids)},
+        },
+        "encoder": encoder_info,
+        "features": spec.to_dict(),
+        "coder": {"type": "supervised-logistic", "params": params, "origin_weights": weights_by_origin},
+        "code_ids": list(codebook.code_ids),
+        "thresholds": [float(t) for t in estimator.thresholds_],
+        "review_band": review_band(estimator.oof_proba_, estimator.thresholds_),
+        "prototype_owner": proto_owner.tolist(),
+        "library_versions": library_versions(),
+    }
+    evidence = tuple(Evidence(q.id, q.text, q.codes, q.origin) for q in labels.quotes)
+    return TrainedCoder(config, codebook, estimator, spec, prototypes, evidence, embedded.texts, encoder)
+
+
+def _requested_backend(backend: str) -> str:
+    return "onnx-int8" if backend.startswith("onnx-int8") else backend
+
+
+def library_versions() -> dict[str, str]:
+    names = ("framecode", "numpy", "scikit-learn", "sentence-transformers", "torch", "onnxruntime", "spacy")
+    versions = {}
+    for name in names:
+        try:
+            versions[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return versions
+
+
+def save_coder(coder: TrainedCoder, folder: str | Path, metrics: Mapping | None = None) -> Path:
+    """Write the model folder atomically (built beside it, then renamed into place)."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
+    try:
+        arrays = {
+            "coef": coder.estimator.coef_,
+            "intercept": coder.estimator.intercept_,
+            "calibration": coder.estimator.calibration_,
+            "prototypes": coder.prototypes,
+            "evidence_embeddings": coder.evidence_embeddings,
+        }
+        for name, array in arrays.items():
+            np.save(staging / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
+        with open(staging / EVIDENCE_FILE, "w", encoding="utf-8", newline="\n") as handle:
+            for item in coder.evidence:
+                handle.write(json.dumps({"id": item.id, "text": item.text, "codes": list(item.codes), "origin": item.origin}, ensure_ascii=False) + "\n")
+        config = dict(coder.config)
+        config.pop("model_hash", None)
+        if metrics is not None:
+            config["metrics"] = metrics
+        config["files"] = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
+        atomic_write_text(staging / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        os.chmod(staging, 0o755)
+        backup = folder.with_name(f".{folder.name}.old")
+        if folder.exists():
+            shutil.rmtree(backup, ignore_errors=True)
+            folder.rename(backup)
+        staging.rename(folder)
+        shutil.rmtree(backup, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return folder
+
+
+def read_model_config(folder: str | Path) -> dict:
+    path = Path(folder) / CONFIG_FILE
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ModelError(f"{folder}: no {CONFIG_FILE}; not a framecode model folder (train one with `framecode train`)") from None
+    except ValueError as exc:
+        raise ModelError(f"{path}: not valid JSON ({exc}); retrain with `framecode train`") from None
+    if config.get("format") != MODEL_FORMAT:
+        raise ModelError(f"{path}: format {config.get('format')!r} is not {MODEL_FORMAT!r}; retrain with `framecode train`")
+    return config
+
+
+def load_coder(model_dir: str | Path | None = None, *, codebook: Codebook, encoder=None) -> TrainedCoder:
+    """Load a model folder after checking its files, their hashes and its codebook."""
+    folder = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+    if not folder.is_dir():
+        raise ModelError(f"{folder}: model folder not found; train one with `framecode train` or pass --model")
+    unsafe = sorted(p.name for p in folder.rglob("*") if p.is_file() and p.suffix.lower() not in ALLOWED_SUFFIXES)
+    if unsafe:
+        raise ModelError(f"{folder}: holds files that are not plain data ({', '.join(unsafe[:3])}); only JSON, JSONL, .npy and text are loaded")
+    config = read_model_config(folder)
+    if config["codebook"]["hash"] != codebook.content_hash:
+        raise ModelError(
+            f"{folder}: model was trained under codebook {config['codebook']['version']} "
+            f"(hash {config['codebook']['hash']}), but the codebook in use is {codebook.version} "
+            f"(hash {codebook.content_hash}); retrain with `framecode train` or pass the matching --codebook"
+        )
+    for name, expected in config.get("files", {}).items():
+        path = folder / name
+        if not path.is_file() or sha256_file(path) != expected:
+            raise ModelError(f"{path}: missing or changed since the model was saved (sha256 mismatch); retrain with `framecode train`")
+    if set(config.get("files", {})) != {f"{a}.npy" for a in ARRAYS} | {EVIDENCE_FILE}:
+        raise ModelError(f"{folder}: {CONFIG_FILE} does not list the model's files; retrain with `framecode train`")
+    arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in ARRAYS}
+    estimator = SupervisedCoder(**config["coder"]["params"])
+    estimator.coef_ = arrays["coef"]
+    estimator.intercept_ = arrays["intercept"]
+    estimator.calibration_ = arrays["calibration"]
+    estimator.thresholds_ = np.asarray(config["thresholds"])
+    evidence = []
+    with open(folder / EVIDENCE_FILE, encoding="utf-8") as handle:
+        for line in handle:
+            item = json.loads(line)
+            evidence.append(Evidence(item["id"], item["text"], tuple(item["codes"]), item["origin"]))
+    config["model_hash"] = sha256_file(folder / CONFIG_FILE)
+    return TrainedCoder(
+        config, codebook, estimator, FeatureSpec.from_dict(config["features"]), arrays["prototypes"], tuple(evidence), arrays["evidence_embeddings"], encoder
+    )
+
+
+def model_is_stale(folder: str | Path, codebook: Codebook, labels: LabelledSet) -> str | None:
+    """Why the model in ``folder`` no longer matches the codebook or labels (None if current)."""
+    try:
+        config = read_model_config(folder)
+    except ModelError as exc:
+        return str(exc)
+    if config["codebook"]["hash"] != codebook.content_hash:
+        return f"the codebook changed (hash {config['codebook']['hash'][:12]} -> {codebook.content_hash[:12]})"
+    if config["labels"]["hash"] != labels.content_hash:
+        return f"the labels changed (hash {config['labels']['hash'][:12]} -> {labels.content_hash[:12]})"
+    return None
