@@ -216,7 +216,7 @@ def load_encoder(
     dimension = _dimension(st_model, folder)
     identity = EncoderIdentity(name, weights_sha256, backend_name, dimension)
     cache = EmbeddingCache(root / "embeddings.sqlite3") if use_cache else None
-    logger.info("encoder %s loaded (%s)", identity.name, identity.key)
+    logger.debug("encoder %s loaded (%s)", identity.name, identity.key)
     return Encoder(st_model, identity, cache=cache, batch_size=batch_size)
 
 

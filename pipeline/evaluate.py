@@ -197,10 +197,11 @@ def review_effect(Y: np.ndarray, decided: np.ndarray, proba: np.ndarray, thresho
         flagged = np.any(np.abs(proba - thresholds) < band, axis=1)
         rest = ~flagged
         alpha_all = krippendorff_alpha(np.vstack([Y.ravel(), decided.ravel()]).astype(float))
-        alpha_rest = krippendorff_alpha(np.vstack([Y[rest].ravel(), decided[rest].ravel()]).astype(float)) if rest.any() else None
+        left = rest.any()
+        alpha_rest = krippendorff_alpha(np.vstack([Y[rest].ravel(), decided[rest].ravel()]).astype(float)) if left else None
         rows.append({"band": band, "flagged_share": _r(flagged.mean()),
-                     "macro_f1_all": _r(macro_f1(Y, decided)), "macro_f1_rest": _r(macro_f1(Y[rest], decided[rest])),
-                     "alpha_all": _r(alpha_all), "alpha_rest": _r(alpha_rest) if alpha_rest is not None else None})
+                     "macro_f1_all": _r(macro_f1(Y, decided)), "macro_f1_rest": _r(macro_f1(Y[rest], decided[rest])) if left else None,
+                     "alpha_all": _r(alpha_all), "alpha_rest": _r(alpha_rest)})
     return rows
 
 

@@ -197,7 +197,7 @@ def test_tag_gives_the_carrying_sentence_and_nearest_coded_quotes(shipped):
 def test_tag_command_prints_json(shipped):
     result = runner.invoke(app, ["tag", "--json", "Shared care plans keep every provider in the loop."])
     assert result.exit_code == 0, result.output
-    report = json.loads(result.output)
+    report = json.loads(result.stdout)
     assert report["model"] == shipped.model_id
     assert len(report["codes"]) == 9
 

@@ -111,7 +111,9 @@ def main_options(
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     handler = _CurrentStderrHandler()
     handler.setFormatter(logging.Formatter("%(message)s"))
-    logging.basicConfig(level=level, handlers=[handler], force=True)
+    logging.basicConfig(level=max(level, logging.WARNING), handlers=[handler], force=True)
+    for name in ("pipeline", "framecode"):
+        logging.getLogger(name).setLevel(level)
     ctx.obj = Context(config=load_config(config), quiet=quiet, debug=debug)
 
 
