@@ -9,12 +9,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.metrics import f1_score, precision_score, recall_score
 
 from .agreement import cohen_kappa, krippendorff_alpha
 from .classify import SupervisedCoder, ZeroShotCoder, group_folds
-from .features import Embedded, FeatureSpec, embed_with_sentences, feature_matrix, prototype_texts, zero_shot_scores
+from .features import Embedded, FeatureSpec, embed_with_sentences, feature_matrix, fit_tfidf, prototype_texts, zero_shot_scores
 from .labels import LabelledSet
 from .model import DEFAULT_PARAMS, ORIGIN_WEIGHTS, REVIEW_BAND_CANDIDATES
 from .records import Codebook
@@ -65,18 +64,19 @@ def prepare(labels: LabelledSet, codebook: Codebook, encoder, spec: FeatureSpec)
 System = Callable[[EvalData, EvalData], tuple[np.ndarray, np.ndarray]]
 
 
-def supervised_system(params: Mapping | None = None, *, extra: str | None = None) -> System:
-    """The default coder; ``extra`` adds TF-IDF ("tfidf") or zero-shot ("zero-shot") features."""
+def supervised_system(params: Mapping | None = None, *, tfidf_weight: float = 0.0, zero_shot: bool = False) -> System:
+    """The supervised coder on the prepared features, plus zero-shot scores and TF-IDF fitted
+    on the training fold (as training a model does), when asked for."""
     params = {**DEFAULT_PARAMS, **(params or {})}
 
     def run(train: EvalData, test: EvalData):
         Xtr, Xte = train.features, test.features
-        if extra == "zero-shot":
+        if zero_shot:
             Xtr, Xte = np.hstack([Xtr, train.zero_shot]), np.hstack([Xte, test.zero_shot])
-        elif extra == "tfidf":
-            tfidf = _tfidf().fit(train.texts)
-            Xtr = np.hstack([Xtr, tfidf.transform(train.texts).toarray()])
-            Xte = np.hstack([Xte, tfidf.transform(test.texts).toarray()])
+        if tfidf_weight:
+            tfidf = fit_tfidf(train.texts)
+            Xtr = np.hstack([Xtr, tfidf_weight * tfidf.transform(train.texts).toarray()])
+            Xte = np.hstack([Xte, tfidf_weight * tfidf.transform(test.texts).toarray()])
         weights = np.array([ORIGIN_WEIGHTS.get(o, 1.0) for o in train.origins])
         coder = SupervisedCoder(**params).fit(Xtr, train.Y, groups=train.groups, sample_weight=weights)
         return coder.predict_proba(Xte), coder.thresholds_
@@ -86,7 +86,7 @@ def supervised_system(params: Mapping | None = None, *, extra: str | None = None
 
 def tfidf_system(train: EvalData, test: EvalData):
     """Baseline: TF-IDF n-grams with the same per-code logistic regression."""
-    tfidf = _tfidf().fit(train.texts)
+    tfidf = fit_tfidf(train.texts)
     coder = SupervisedCoder(C=10.0).fit(tfidf.transform(train.texts).toarray(), train.Y, groups=train.groups)
     return coder.predict_proba(tfidf.transform(test.texts).toarray()), coder.thresholds_
 
@@ -95,10 +95,6 @@ def zero_shot_system(train: EvalData, test: EvalData):
     """Similarity to the codebook's prototypes, calibrated on the training fold's labels."""
     coder = ZeroShotCoder().fit(train.zero_shot, train.Y)
     return coder.predict_proba(test.zero_shot), coder.thresholds_
-
-
-def _tfidf() -> TfidfVectorizer:
-    return TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True, max_features=5000)
 
 
 def cross_validate(system: System, data: EvalData, *, extra_train: EvalData | None = None, n_splits: int = 5,
@@ -227,7 +223,7 @@ def evaluate(labels: LabelledSet, codebook: Codebook, encoder, *, spec: FeatureS
     real = data.subset(np.isin(data.origins, REAL_ORIGINS))
     written = data.subset(data.origins == "written")
     has_written = len(written.texts) > 0
-    default = supervised_system(params)
+    default = supervised_system(params, tfidf_weight=spec.tfidf_weight)
     report: dict = {"codebook": {"version": codebook.version, "hash": codebook.content_hash},
                     "labels": {"hash": labels.content_hash, "real": len(real.texts), "written": len(written.texts),
                                "real_pages": int(len(np.unique(real.groups)))},
@@ -241,8 +237,8 @@ def evaluate(labels: LabelledSet, codebook: Codebook, encoder, *, spec: FeatureS
     systems: dict[str, System] = {"zero-shot": zero_shot_system, "tfidf+lr": tfidf_system}
     if variants:
         systems["default, real rows only"] = default
-        systems["default + tfidf features"] = supervised_system(params, extra="tfidf")
-        systems["default + zero-shot features"] = supervised_system(params, extra="zero-shot")
+        systems["default without tfidf features"] = supervised_system(params)
+        systems["default + zero-shot features"] = supervised_system(params, tfidf_weight=spec.tfidf_weight, zero_shot=True)
     report["compared"] = [{"system": "default", "macro_f1": report["headline"]["macro_f1"],
                            "macro_f1_ci95": report["headline"]["macro_f1_ci95"]}]
     for name, system in systems.items():

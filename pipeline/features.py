@@ -1,5 +1,5 @@
-"""Features for the coders: whole-text and sentence-level embeddings, cue patterns and
-zero-shot similarities to the codebook's prototypes."""
+"""Features for the coders: whole-text and sentence-level embeddings, cue patterns, word
+TF-IDF and zero-shot similarities to the codebook's prototypes."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from .errors import InputError
 from .paths import PROJECT_ROOT
@@ -27,6 +28,7 @@ class FeatureSpec:
     sentence_pooling: bool = True
     cue_weight: float = 0.5
     zero_shot_weight: float = 0.0
+    tfidf_weight: float = 1.0
     cues: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     counter_cues: tuple[str, ...] = ()
 
@@ -46,6 +48,7 @@ class FeatureSpec:
             "sentence_pooling": self.sentence_pooling,
             "cue_weight": self.cue_weight,
             "zero_shot_weight": self.zero_shot_weight,
+            "tfidf_weight": self.tfidf_weight,
             "cues": {k: list(v) for k, v in self.cues.items()},
             "counter_cues": list(self.counter_cues),
         }
@@ -56,6 +59,7 @@ class FeatureSpec:
             sentence_pooling=bool(data["sentence_pooling"]),
             cue_weight=float(data["cue_weight"]),
             zero_shot_weight=float(data.get("zero_shot_weight", 0.0)),
+            tfidf_weight=float(data.get("tfidf_weight", 0.0)),
             cues={k: tuple(v) for k, v in data["cues"].items()},
             counter_cues=tuple(data["counter_cues"]),
         )
@@ -163,14 +167,31 @@ def zero_shot_scores(embedded: Embedded, prototypes: np.ndarray, prototype_owner
     return scores
 
 
+TFIDF_PARAMS = {"ngram_range": (1, 2), "sublinear_tf": True}
+
+
+def fit_tfidf(texts: Sequence[str]) -> TfidfVectorizer:
+    """Word uni- and bigram TF-IDF (terms in at least two quotes, at most 5,000 terms)."""
+    return TfidfVectorizer(min_df=2, max_features=5000, **TFIDF_PARAMS).fit(texts)
+
+
+def tfidf_from_state(vocabulary: Mapping[str, int], idf: np.ndarray) -> TfidfVectorizer:
+    """A fitted TF-IDF vectorizer rebuilt from its saved vocabulary and idf weights."""
+    vectorizer = TfidfVectorizer(vocabulary=dict(vocabulary), **TFIDF_PARAMS)
+    vectorizer.idf_ = idf
+    return vectorizer
+
+
 def feature_matrix(
     embedded: Embedded,
     texts: Sequence[str],
     spec: FeatureSpec,
     code_ids: Sequence[str],
     zero_shot: np.ndarray | None = None,
+    tfidf: TfidfVectorizer | None = None,
 ) -> np.ndarray:
-    """Concatenate the blocks ``spec`` asks for, in a fixed order."""
+    """Concatenate the blocks ``spec`` asks for, in a fixed order (TF-IDF last, when a
+    fitted vectorizer is given)."""
     blocks = [embedded.texts]
     if spec.sentence_pooling:
         blocks.extend(pool_sentences(embedded))
@@ -178,4 +199,6 @@ def feature_matrix(
         blocks.append(spec.cue_weight * cue_matrix(texts, spec, code_ids))
     if spec.zero_shot_weight and zero_shot is not None:
         blocks.append(spec.zero_shot_weight * zero_shot)
+    if spec.tfidf_weight and tfidf is not None:
+        blocks.append(spec.tfidf_weight * tfidf.transform(texts).toarray())
     return np.hstack(blocks).astype(np.float32)

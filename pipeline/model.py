@@ -20,6 +20,7 @@ from importlib import metadata
 from pathlib import Path
 
 import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
 
 from .classify import SupervisedCoder
 from .errors import ModelError
@@ -28,7 +29,9 @@ from .features import (
     FeatureSpec,
     embed_with_sentences,
     feature_matrix,
+    fit_tfidf,
     prototype_texts,
+    tfidf_from_state,
     zero_shot_scores,
 )
 from .files import atomic_write_text, sha256_file, sha256_text
@@ -39,8 +42,9 @@ from .records import Codebook, Quote
 log = logging.getLogger(__name__)
 
 MODEL_FORMAT = "framecode-coder/1"
-ARRAYS = ("coef", "intercept", "calibration", "prototypes", "evidence_embeddings")
+ARRAYS = ("coef", "intercept", "calibration", "prototypes", "evidence_embeddings", "tfidf_idf")
 EVIDENCE_FILE = "evidence.jsonl"
+VOCABULARY_FILE = "tfidf_vocabulary.json"
 CONFIG_FILE = "config.json"
 ALLOWED_SUFFIXES = {".json", ".jsonl", ".npy", ".txt", ".md"}
 REVIEW_BAND_CANDIDATES = (0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15)
@@ -68,6 +72,7 @@ class TrainedCoder:
     prototypes: np.ndarray
     evidence: tuple[Evidence, ...]
     evidence_embeddings: np.ndarray
+    tfidf: TfidfVectorizer | None = None
     encoder: object | None = None
 
     @property
@@ -120,7 +125,7 @@ class TrainedCoder:
         if self.spec.zero_shot_weight:
             owner = np.asarray(self.config["prototype_owner"])
             zero_shot = zero_shot_scores(embedded, self.prototypes, owner, len(self.code_ids))
-        return feature_matrix(embedded, texts, self.spec, self.code_ids, zero_shot)
+        return feature_matrix(embedded, texts, self.spec, self.code_ids, zero_shot, self.tfidf)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
@@ -210,7 +215,8 @@ def train_coder(
     proto_texts, proto_owner = prototype_texts(codebook)
     prototypes = encoder.encode(proto_texts)
     zero_shot = zero_shot_scores(embedded, prototypes, proto_owner, len(codebook.codes)) if spec.zero_shot_weight else None
-    X = feature_matrix(embedded, texts, spec, codebook.code_ids, zero_shot)
+    tfidf = fit_tfidf(texts) if spec.tfidf_weight else None
+    X = feature_matrix(embedded, texts, spec, codebook.code_ids, zero_shot, tfidf)
     estimator = SupervisedCoder(**params).fit(X, Y, groups=labels.groups, sample_weight=weights)
     identity = encoder.identity
     encoder_info = {**identity.to_dict(), "model": identity.name, "requested_backend": _requested_backend(identity.backend)}
@@ -236,7 +242,7 @@ def train_coder(
         "library_versions": library_versions(),
     }
     evidence = tuple(Evidence(q.id, q.text, q.codes, q.origin) for q in labels.quotes)
-    return TrainedCoder(config, codebook, estimator, spec, prototypes, evidence, embedded.texts, encoder)
+    return TrainedCoder(config, codebook, estimator, spec, prototypes, evidence, embedded.texts, tfidf, encoder)
 
 
 def _requested_backend(backend: str) -> str:
@@ -266,12 +272,15 @@ def save_coder(coder: TrainedCoder, folder: str | Path, metrics: Mapping | None 
             "calibration": coder.estimator.calibration_,
             "prototypes": coder.prototypes,
             "evidence_embeddings": coder.evidence_embeddings,
+            "tfidf_idf": coder.tfidf.idf_ if coder.tfidf is not None else np.zeros(0),
         }
         for name, array in arrays.items():
             np.save(staging / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
         with open(staging / EVIDENCE_FILE, "w", encoding="utf-8", newline="\n") as handle:
             for item in coder.evidence:
                 handle.write(json.dumps({"id": item.id, "text": item.text, "codes": list(item.codes), "origin": item.origin}, ensure_ascii=False) + "\n")
+        vocabulary = {term: int(i) for term, i in sorted(coder.tfidf.vocabulary_.items())} if coder.tfidf is not None else {}
+        atomic_write_text(staging / VOCABULARY_FILE, json.dumps(vocabulary, ensure_ascii=False) + "\n")
         config = dict(coder.config)
         config.pop("model_hash", None)
         if metrics is not None:
@@ -323,7 +332,7 @@ def load_coder(model_dir: str | Path | None = None, *, codebook: Codebook, encod
         path = folder / name
         if not path.is_file() or sha256_file(path) != expected:
             raise ModelError(f"{path}: missing or changed since the model was saved (sha256 mismatch); retrain with `framecode train`")
-    if set(config.get("files", {})) != {f"{a}.npy" for a in ARRAYS} | {EVIDENCE_FILE}:
+    if set(config.get("files", {})) != {f"{a}.npy" for a in ARRAYS} | {EVIDENCE_FILE, VOCABULARY_FILE}:
         raise ModelError(f"{folder}: {CONFIG_FILE} does not list the model's files; retrain with `framecode train`")
     arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in ARRAYS}
     estimator = SupervisedCoder(**config["coder"]["params"])
@@ -336,9 +345,12 @@ def load_coder(model_dir: str | Path | None = None, *, codebook: Codebook, encod
         for line in handle:
             item = json.loads(line)
             evidence.append(Evidence(item["id"], item["text"], tuple(item["codes"]), item["origin"]))
+    vocabulary = json.loads((folder / VOCABULARY_FILE).read_text(encoding="utf-8"))
+    tfidf = tfidf_from_state(vocabulary, arrays["tfidf_idf"]) if vocabulary else None
     config["model_hash"] = sha256_file(folder / CONFIG_FILE)
     return TrainedCoder(
-        config, codebook, estimator, FeatureSpec.from_dict(config["features"]), arrays["prototypes"], tuple(evidence), arrays["evidence_embeddings"], encoder
+        config, codebook, estimator, FeatureSpec.from_dict(config["features"]), arrays["prototypes"], tuple(evidence),
+        arrays["evidence_embeddings"], tfidf, encoder,
     )
 
 
