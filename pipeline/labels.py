@@ -9,6 +9,7 @@ page, which is the unit that cross-validation holds out.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -63,8 +64,6 @@ class LabelledSet:
 
     @property
     def content_hash(self) -> str:
-        import hashlib
-
         joined = "\n".join(f"{name}:{digest}" for name, digest in sorted(self.files_sha256.items()))
         return hashlib.sha256(joined.encode()).hexdigest()
 

@@ -131,10 +131,14 @@ class TrainedCoder:
         texts = list(texts)
         return self.estimator.predict_proba(self.features(self.embed(texts), texts))
 
-    def sentence_proba(self, embedded: Embedded) -> np.ndarray:
-        """Each sentence scored on its own, to find the sentence that carries a code."""
-        alone = Embedded(embedded.sentences, embedded.sentences, np.arange(len(embedded.sentences)), embedded.sentence_texts)
-        return self.estimator.predict_proba(self.features(alone, list(embedded.sentence_texts)))
+    def sentence_proba(self, embedded: Embedded, which: np.ndarray | None = None) -> np.ndarray:
+        """Sentences scored on their own, to find the sentence that carries a code (all of
+        them, or the indices in ``which``)."""
+        which = np.arange(len(embedded.sentences)) if which is None else which
+        vectors = embedded.sentences[which]
+        texts = [embedded.sentence_texts[j] for j in which]
+        alone = Embedded(vectors, vectors, np.arange(len(which)), tuple(texts))
+        return self.estimator.predict_proba(self.features(alone, texts))
 
     def code_rows(self, quotes: Sequence[Quote]) -> list[dict]:
         """Rows of the codings layout, one per quote, in order."""
@@ -143,15 +147,18 @@ class TrainedCoder:
             return []
         embedded = self.embed(texts)
         proba = self.estimator.predict_proba(self.features(embedded, texts))
-        per_sentence = self.sentence_proba(embedded)
+        applied = proba >= self.thresholds
+        # Only quotes of several sentences with a code applied need sentences scored alone.
+        counts = np.bincount(embedded.owner, minlength=len(texts))
+        wanted = np.flatnonzero(applied.any(axis=1)[embedded.owner] & (counts[embedded.owner] > 1))
+        per_sentence = dict(zip(wanted.tolist(), self.sentence_proba(embedded, wanted))) if len(wanted) else {}
         rows = []
         for i, quote in enumerate(quotes):
-            applied = proba[i] >= self.thresholds
             sentences = np.flatnonzero(embedded.owner == i)
             evidence = {
-                code: embedded.sentence_texts[sentences[np.argmax(per_sentence[sentences, k])]]
+                code: embedded.sentence_texts[max(sentences, key=lambda j: per_sentence[j][k]) if len(sentences) > 1 else sentences[0]]
                 for k, code in enumerate(self.code_ids)
-                if applied[k]
+                if applied[i, k]
             }
             row = {
                 "id": quote.id,
@@ -159,7 +166,7 @@ class TrainedCoder:
                 "organization": quote.organization,
                 "program": quote.program,
                 "sector": quote.sector,
-                "codes": ";".join(sorted(c for c, a in zip(self.code_ids, applied) if a)),
+                "codes": ";".join(sorted(c for c, a in zip(self.code_ids, applied[i]) if a)),
                 "needs_review": "true" if self.needs_review(proba[i]) else "false",
             }
             row.update({f"p_{code}": f"{proba[i, k]:.4f}" for k, code in enumerate(self.code_ids)})
@@ -240,9 +247,25 @@ def train_coder(
         "review_band": review_band(estimator.oof_proba_, estimator.thresholds_),
         "prototype_owner": proto_owner.tolist(),
         "library_versions": library_versions(),
+        "metrics": _out_of_fold_metrics(estimator, Y, codebook.code_ids),
     }
     evidence = tuple(Evidence(q.id, q.text, q.codes, q.origin) for q in labels.quotes)
     return TrainedCoder(config, codebook, estimator, spec, prototypes, evidence, embedded.texts, tfidf, encoder)
+
+
+def _out_of_fold_metrics(estimator: SupervisedCoder, Y: np.ndarray, code_ids: Sequence[str]) -> dict:
+    from sklearn.metrics import f1_score
+
+    decided = (estimator.oof_proba_ >= estimator.thresholds_).astype(int)
+    per_code = f1_score(Y, decided, average=None, zero_division=0)
+    return {
+        "what": "out-of-fold predictions on every training quote, folds grouped by source page; the thresholds "
+                "were chosen on these same predictions, so this is slightly optimistic - `framecode evaluate` "
+                "gives the held-out figures",
+        "macro_f1": round(float(per_code.mean()), 3),
+        "f1": {code: round(float(f), 3) for code, f in zip(code_ids, per_code)},
+        "brier": round(float(np.mean((estimator.oof_proba_ - Y) ** 2)), 4),
+    }
 
 
 def _requested_backend(backend: str) -> str:
@@ -260,7 +283,7 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
-def save_coder(coder: TrainedCoder, folder: str | Path, metrics: Mapping | None = None) -> Path:
+def save_coder(coder: TrainedCoder, folder: str | Path) -> Path:
     """Write the model folder atomically (built beside it, then renamed into place)."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
@@ -283,8 +306,6 @@ def save_coder(coder: TrainedCoder, folder: str | Path, metrics: Mapping | None 
         atomic_write_text(staging / VOCABULARY_FILE, json.dumps(vocabulary, ensure_ascii=False) + "\n")
         config = dict(coder.config)
         config.pop("model_hash", None)
-        if metrics is not None:
-            config["metrics"] = metrics
         config["files"] = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
         atomic_write_text(staging / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
         os.chmod(staging, 0o755)

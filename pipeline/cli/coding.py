@@ -11,7 +11,7 @@ from typing import Annotated, Optional
 import typer
 
 from ..codebook import load_codebook
-from ..paths import DEFAULT_MODEL_DIR
+from ..paths import DEFAULT_MODEL_DIR, PROJECT_ROOT
 
 
 class Backend(str, Enum):
@@ -63,7 +63,7 @@ def _coder(ctx: typer.Context, codebook, model: Path | None):
     if model is not None:
         return load_coder(model, codebook=codebook)
     configured = ctx.obj.config.get("coder", {}).get("model_dir")
-    return default_coder(codebook, model_dir=Path(configured) if configured else DEFAULT_MODEL_DIR)
+    return default_coder(codebook, model_dir=PROJECT_ROOT / configured if configured else DEFAULT_MODEL_DIR)
 
 
 def train(
