@@ -339,10 +339,10 @@ def load_coder(model_dir: str | Path | None = None, *, codebook: Codebook, encod
     folder = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
     if not folder.is_dir():
         raise ModelError(f"{folder}: model folder not found; train one with `framecode train` or pass --model")
-    unsafe = sorted(p.name for p in folder.rglob("*") if p.is_file() and p.suffix.lower() not in ALLOWED_SUFFIXES)
+    config = read_model_config(folder)
+    unsafe = sorted(p.name for p in folder.iterdir() if not p.is_file() or p.suffix.lower() not in ALLOWED_SUFFIXES)
     if unsafe:
         raise ModelError(f"{folder}: holds files that are not plain data ({', '.join(unsafe[:3])}); only JSON, JSONL, .npy and text are loaded")
-    config = read_model_config(folder)
     if config["codebook"]["hash"] != codebook.content_hash:
         raise ModelError(
             f"{folder}: model was trained under codebook {config['codebook']['version']} "

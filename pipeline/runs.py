@@ -736,11 +736,11 @@ def _finish_session(run_dir, manifest, session, now, timings, coded, reused, ski
 def _csv_columns(table) -> list[list[str]]:
     """A chunk's columns as the text cells :func:`pipeline.tables.write_table` would write."""
     cells = []
-    for field, column in zip(table.schema, table.columns):
+    for schema_field, column in zip(table.schema, table.columns):
         values = column.to_pylist()
-        if field.name == "needs_review":
+        if schema_field.name == "needs_review":
             values = ["true" if v else "false" for v in values]
-        elif field.name.startswith("p_"):
+        elif schema_field.name.startswith("p_"):
             values = [repr(v) for v in values]
         cells.append(values)
     return cells
