@@ -73,20 +73,20 @@ def run_main_job(out_dir: str | Path = "out", *, codebook_path: Path = DEFAULT_C
                  corpus_dir: Path = CORPUS_DIR, model_dir: Path = DEFAULT_MODEL_DIR) -> JobResult:
     """``framecode run``: the whole mission on the shipped corpus."""
     from .compare import summaries
-    from .report import write_analysis
+    from .report import Analysis, write_analysis_of
 
     out = Path(out_dir)
     codebook = load_codebook(codebook_path)
     codings, provenance = code_corpus(codebook, corpus_dir=corpus_dir, model_dir=model_dir)
     paths = {"codings": out / "codings.csv"}
     write_table(paths["codings"], codings.to_dict("records"), list(codings.columns))
-    paths.update(write_analysis(codings, codebook, out, provenance))
-    comparison = pd.read_csv(paths["comparison_program"], dtype=str, keep_default_na=False)
+    analysis = Analysis.of(codings, codebook)
+    paths.update(write_analysis_of(analysis, codebook, out, provenance))
     return JobResult(
         out_dir=out,
         paths=paths,
         quotes=len(codings),
         by_origin=dict(Counter(codings["origin"].replace("", "unknown"))),
         by_program=dict(Counter(codings["program"].replace("", "unknown"))),
-        summaries=tuple(summaries(comparison)),
+        summaries=tuple(summaries(analysis.comparison)),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -126,13 +126,11 @@ def load_labels(codebook: Codebook, labels_dir: str | Path | None = None) -> Lab
             if quote.id in by_id and not is_reviewed:
                 problems.append(Problem(str(path), f"duplicate id {quote.id!r}", row=row_no, column="id"))
             if is_reviewed and quote.id in by_id:
-                previous = by_id[quote.id]
-                quote = LabelledQuote(quote.id, quote.text, quote.codes, previous.origin, previous.group, quote.coder,
-                                      previous.organization, previous.program, previous.sector)
+                quote = replace(by_id[quote.id], codes=quote.codes, coder=quote.coder)
             by_id[quote.id] = quote
     if problems:
         raise ValidationError(problems, f"{len(problems)} problem(s) in the labelled files")
-    return LabelledSet(tuple(by_id.values()), {p.name if p.parent == folder else f"human/{p.name}": sha256_file(p) for p in [*paths, *reviewed]})
+    return LabelledSet(tuple(by_id.values()), {p.relative_to(folder).as_posix(): sha256_file(p) for p in [*paths, *reviewed]})
 
 
 def _read_jsonl(path: Path, problems: list[Problem]) -> Iterable[tuple[int, dict]]:

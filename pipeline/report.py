@@ -153,8 +153,12 @@ def write_analysis(codings, codebook: Codebook, out_dir: str | Path, provenance:
     ``comparison_program``, ``figures/<name>.png|svg`` and ``report``. The same input gives
     byte-identical files.
     """
+    return write_analysis_of(Analysis.of(codings, codebook), codebook, out_dir, provenance)
+
+
+def write_analysis_of(analysis: Analysis, codebook: Codebook, out_dir: str | Path, provenance: Mapping[str, object]) -> dict[str, Path]:
+    """:func:`write_analysis` for an analysis already computed (its comparison is reused)."""
     out = Path(out_dir)
-    analysis = Analysis.of(codings, codebook)
     paths: dict[str, Path] = {
         "frequencies_by_sector": write_tables(out / "frequencies_by_sector.csv", {"by sector": analysis.by_sector}),
         "frequencies_by_program": write_tables(out / "frequencies_by_program.csv", {"by program": analysis.by_program}),

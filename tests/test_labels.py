@@ -1,0 +1,43 @@
+"""Loading the labelled corpus: validation and reviewed codings."""
+
+import json
+
+import pytest
+
+from pipeline.codebook import load_codebook
+from pipeline.errors import ValidationError
+from pipeline.labels import load_labels
+
+CODEBOOK = load_codebook()
+
+
+def _write(path, rows):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+
+
+def test_reviewed_codings_override_the_label_but_keep_origin_and_page(tmp_path):
+    _write(tmp_path / "real_statements.jsonl", [
+        {"id": "r1", "text": "Alerts reach case managers.", "labels": ["care_coordination"], "source_url": "https://a"},
+    ])
+    _write(tmp_path / "human" / "Ana.jsonl", [
+        {"id": "r1", "text": "Alerts reach case managers.", "codes": ["timely_data"], "coder": "Ana", "origin": "reviewed"},
+        {"id": "n1", "text": "A new reviewed quote.", "codes": [], "coder": "Ana", "origin": "reviewed"},
+    ])
+    quotes = {q.id: q for q in load_labels(CODEBOOK, tmp_path).quotes}
+    assert quotes["r1"].codes == ("timely_data",)
+    assert (quotes["r1"].origin, quotes["r1"].group, quotes["r1"].coder) == ("real", "https://a", "Ana")
+    assert quotes["n1"].origin == "reviewed"
+
+
+def test_every_bad_row_is_reported_at_once_without_quote_text(tmp_path):
+    _write(tmp_path / "real_statements.jsonl", [
+        {"id": "a", "text": "Secret words one.", "labels": ["no_such_code"]},
+        {"id": "a", "text": "Secret words two.", "labels": []},
+        {"id": "b", "text": " ", "labels": []},
+    ])
+    with pytest.raises(ValidationError) as error:
+        load_labels(CODEBOOK, tmp_path)
+    message = str(error.value)
+    assert "no_such_code" in message and "duplicate id 'a'" in message and "empty text" in message
+    assert "Secret" not in message
