@@ -118,7 +118,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="scaled-down run")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per backend (median)")
-    parser.add_argument("--peak", type=int, help=argparse.SUPPRESS)
+    parser.add_argument("--peak", type=int, metavar="N", help="only measure peak memory embedding N quotes (prints JSON)")
     parser.add_argument("--backend", default="auto", help="default backend to compare with torch")
     args = parser.parse_args()
     if args.peak:

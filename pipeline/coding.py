@@ -87,6 +87,7 @@ class CodeResult:
     probability: float
     threshold: float
     applied: bool
+    denied: bool
     sentence: str
     examples: tuple[Example, ...]
 
@@ -107,7 +108,7 @@ class TagResult:
             "needs_review": self.needs_review,
             "codes": [
                 {"code": c.code, "name": c.name, "probability": round(c.probability, 4), "threshold": c.threshold,
-                 "applied": c.applied, "sentence": c.sentence,
+                 "applied": c.applied, "denied": c.denied, "sentence": c.sentence,
                  "examples": [{"id": e.id, "text": e.text, "similarity": round(e.similarity, 3)} for e in c.examples]}
                 for c in self.codes
             ],
@@ -122,10 +123,11 @@ def tag(text: str, coder: TrainedCoder, n_examples: int = 3) -> TagResult:
     embedded = coder.embed([text])
     proba = coder.estimator.predict_proba(coder.features(embedded, [text]))[0]
     per_sentence = coder.sentence_proba(embedded)
+    decided = coder.decide(proba[None, :], [text])[0]
     results = []
     for k in np.argsort(-proba, kind="stable"):
         code = coder.code_ids[k]
-        applied = bool(proba[k] >= coder.thresholds[k])
+        applied = bool(decided[k])
         examples = coder.nearest_examples(embedded.texts[0], code, n_examples) if applied else []
         results.append(CodeResult(
             code=code,
@@ -133,6 +135,7 @@ def tag(text: str, coder: TrainedCoder, n_examples: int = 3) -> TagResult:
             probability=float(proba[k]),
             threshold=float(coder.thresholds[k]),
             applied=applied,
+            denied=bool(proba[k] >= coder.thresholds[k]) and not applied,
             sentence=embedded.sentence_texts[int(np.argmax(per_sentence[:, k]))],
             examples=tuple(Example(e.id, e.text, s) for e, s in examples),
         ))

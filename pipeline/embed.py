@@ -5,9 +5,10 @@ published sha256) or any local sentence-transformers folder, on one of three bac
 
 - ``torch``: the model as shipped, float32.
 - ``onnx``: the same weights exported to ONNX, float32.
-- ``onnx-int8``: the ONNX export with dynamic int8 quantization, about twice as fast as torch
-  on a CPU, mean cosine about 0.99 to float32. ``auto`` picks it when onnxruntime is
-  installed, else torch with a warning.
+- ``onnx-int8``: the ONNX export with ONNX Runtime's transformer graph fusions (level O2:
+  fused attention, GELU and layer norms) and dynamic int8 quantization of the weights, per
+  channel; about 1.7-2x torch on a 2-core CPU, mean cosine about 0.99 to float32. ``auto``
+  picks it when onnxruntime is installed, else torch with a warning.
 
 ONNX exports are built once per weights hash under ``<cache>/encoders/`` and checked by hash
 each time they are reused. Nothing is ever downloaded: the offline switches are set before
@@ -29,10 +30,10 @@ import itertools
 import json
 import logging
 import os
-import platform
 import shutil
 import sys
 import tempfile
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -58,6 +59,9 @@ UNSAFE_SUFFIXES = frozenset(
     {".pkl", ".pickle", ".bin", ".pt", ".pth", ".joblib", ".ckpt", ".py", ".pyc", ".pyo"}
 )
 CHUNK_SIZE = 4096
+# The int8 export: graph fusions at level O2, then dynamic quantization with int8 weights per
+# output channel (measured here: faster than the fusion-less export and as close to fp32).
+INT8_RECIPE = "o2-qint8-per-channel"
 EXPORT_MANIFEST = "framecode-export.json"
 
 
@@ -65,7 +69,7 @@ EXPORT_MANIFEST = "framecode-export.json"
 class EncoderIdentity:
     """What produced an embedding; recorded with everything built from embeddings.
 
-    ``backend`` is the resolved backend: ``torch``, ``onnx`` or ``onnx-int8-<cpu config>``.
+    ``backend`` is the resolved backend: ``torch``, ``onnx`` or ``onnx-int8-<recipe>``.
     """
 
     name: str
@@ -201,8 +205,8 @@ def load_encoder(
         st_model = _sentence_transformer(folder)
         backend_name = "torch"
     else:
-        quantize = _quantization_config() if resolved == "onnx-int8" else None
-        backend_name = f"onnx-int8-{quantize}" if quantize else "onnx"
+        quantize = resolved == "onnx-int8"
+        backend_name = f"onnx-int8-{INT8_RECIPE}" if quantize else "onnx"
         export = _onnx_export(folder, weights_sha256, backend_name, quantize, root)
         st_model = _sentence_transformer(
             export.folder,
@@ -210,7 +214,6 @@ def load_encoder(
             model_kwargs={
                 "file_name": export.onnx_file,
                 "provider": "CPUExecutionProvider",
-                "session_options": _session_options(),
             },
         )
     dimension = _dimension(st_model, folder)
@@ -317,20 +320,6 @@ def _onnx_available() -> bool:
     return all(importlib.util.find_spec(name) for name in ("onnxruntime", "optimum"))
 
 
-def _quantization_config() -> str:
-    """The int8 config matching this CPU: avx512_vnni, avx2, else arm64."""
-    flags: set[str] = set()
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith(("flags", "Features")):
-                flags.update(line.split(":", 1)[1].split())
-    if "avx512_vnni" in flags:
-        return "avx512_vnni"
-    if "avx2" in flags or (not flags and platform.machine().lower() in {"x86_64", "amd64"}):
-        return "avx2"
-    return "arm64"
-
-
 @dataclass(frozen=True)
 class _Export:
     folder: Path
@@ -338,7 +327,7 @@ class _Export:
 
 
 def _onnx_export(
-    source: Path, weights_sha256: str, config: str, quantize: str | None, root: Path
+    source: Path, weights_sha256: str, config: str, quantize: bool, root: Path
 ) -> _Export:
     """The verified ONNX export of ``source`` for ``config``, built once (atomically)."""
     encoders = root / "encoders"
@@ -377,19 +366,36 @@ def _onnx_export(
     return export
 
 
-def _build_export(source: Path, staging: Path, quantize: str | None) -> str:
-    # sentence-transformers advises saving the in-memory export, which is what happens next
-    with _quiet("sentence_transformers.backend.utils", "sentence_transformers.backend.load"):
+def _build_export(source: Path, staging: Path, quantize: bool) -> str:
+    # Library notices of a one-off export (deprecations, tracer warnings, advice to save the
+    # export, which is what happens next) are not the user's concern.
+    noisy = ("", "transformers", "optimum", "sentence_transformers.backend")
+    import optimum.exporters.onnx  # noqa: F401  (imported first: importing sets these loggers' levels)
+    import sentence_transformers  # noqa: F401
+
+    with _quiet(*noisy):
         model = _sentence_transformer(source, backend="onnx", model_kwargs={"export": True})
     model.save(str(staging))
-    if quantize is None:
+    if not quantize:
         return "onnx/model.onnx"
-    from sentence_transformers import export_dynamic_quantized_onnx_model
+    import onnx
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+    from sentence_transformers import export_optimized_onnx_model
 
-    export_dynamic_quantized_onnx_model(model, quantize, str(staging))
-    (staging / "onnx" / "model.onnx").unlink()
-    (quantized,) = (staging / "onnx").glob("model_*.onnx")
-    return quantized.relative_to(staging).as_posix()
+    onnx_dir = staging / "onnx"
+    with _quiet(*noisy):
+        export_optimized_onnx_model(model, "O2", str(staging))
+        quantize_dynamic(
+            onnx_dir / "model_O2.onnx",
+            onnx_dir / "model_O2_qint8.onnx",
+            weight_type=QuantType.QInt8,
+            per_channel=True,
+            # fused nodes carry no inferred output type; their outputs are float
+            extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
+        )
+    for intermediate in ("model.onnx", "model_O2.onnx"):
+        (onnx_dir / intermediate).unlink()
+    return "onnx/model_O2_qint8.onnx"
 
 
 def _verified_export(folder: Path, weights_sha256: str) -> _Export | None:
@@ -420,17 +426,6 @@ def _sentence_transformer(folder: Path, **kwargs: Any) -> Any:
         ) from exc
 
 
-def _session_options() -> Any:
-    """ONNX Runtime options for bounded memory: without the arena, memory does not grow with
-    every new (batch, length) shape. (Worker threads keep ONNX Runtime's default spinning,
-    which measured about 25% faster here than without.)"""
-    import onnxruntime
-
-    options = onnxruntime.SessionOptions()
-    options.enable_cpu_mem_arena = False
-    return options
-
-
 def _dimension(model: Any, folder: Path) -> int:
     getter = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
     dimension = getter()
@@ -451,12 +446,15 @@ def _versions() -> dict[str, str]:
 
 @contextlib.contextmanager
 def _quiet(*names: str) -> Iterator[None]:
+    """Silence the named loggers ("" is the root logger) below ERROR, and Python warnings."""
     loggers = [logging.getLogger(name) for name in names]
     levels = [log.level for log in loggers]
     for log in loggers:
         log.setLevel(logging.ERROR)
     try:
-        yield
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
     finally:
         for log, level in zip(loggers, levels, strict=True):
             log.setLevel(level)

@@ -13,7 +13,16 @@ from sklearn.metrics import f1_score, precision_score, recall_score
 
 from .agreement import cohen_kappa, krippendorff_alpha
 from .classify import SupervisedCoder, ZeroShotCoder, group_folds
-from .features import Embedded, FeatureSpec, embed_with_sentences, feature_matrix, fit_tfidf, prototype_texts, zero_shot_scores
+from .features import (
+    Embedded,
+    FeatureSpec,
+    denied_framings,
+    embed_with_sentences,
+    feature_matrix,
+    fit_tfidf,
+    prototype_texts,
+    zero_shot_scores,
+)
 from .labels import LabelledSet
 from .model import DEFAULT_PARAMS, ORIGIN_WEIGHTS, REVIEW_BAND_CANDIDATES
 from .records import Codebook
@@ -27,7 +36,7 @@ SEED = 0
 @dataclass(frozen=True)
 class EvalData:
     """Everything the systems need, computed once: labels, embeddings, cue and zero-shot
-    features for every labelled quote."""
+    features for every labelled quote, and where coding rule 2's denial check blocks a code."""
 
     texts: tuple[str, ...]
     Y: np.ndarray
@@ -35,12 +44,14 @@ class EvalData:
     origins: np.ndarray
     features: np.ndarray
     zero_shot: np.ndarray
+    denied: np.ndarray
     code_ids: tuple[str, ...]
 
     def subset(self, mask: np.ndarray) -> EvalData:
         return EvalData(
             tuple(t for t, m in zip(self.texts, mask) if m),
-            self.Y[mask], self.groups[mask], self.origins[mask], self.features[mask], self.zero_shot[mask], self.code_ids,
+            self.Y[mask], self.groups[mask], self.origins[mask], self.features[mask], self.zero_shot[mask],
+            self.denied[mask], self.code_ids,
         )
 
 
@@ -56,6 +67,7 @@ def prepare(labels: LabelledSet, codebook: Codebook, encoder, spec: FeatureSpec)
         np.asarray([q.origin for q in labels.quotes]),
         feature_matrix(embedded, texts, spec, codebook.code_ids, zero_shot),
         zero_shot,
+        denied_framings(texts, spec, codebook.code_ids),
         codebook.code_ids,
     )
 
@@ -100,7 +112,7 @@ def zero_shot_system(train: EvalData, test: EvalData):
 def cross_validate(system: System, data: EvalData, *, extra_train: EvalData | None = None, n_splits: int = 5,
                    train_size: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Out-of-fold probabilities, decisions and the thresholds each decision used; folds
-    hold out whole source pages.
+    hold out whole source pages. Every system's decisions pass coding rule 2's denial check.
     ``extra_train`` rows (e.g. written testimonials) join every training fold, never a test fold."""
     rng = np.random.default_rng(SEED)
     proba = np.zeros(data.Y.shape)
@@ -117,20 +129,20 @@ def cross_validate(system: System, data: EvalData, *, extra_train: EvalData | No
         test = data.subset(np.isin(np.arange(len(data.texts)), test_idx))
         p, thresholds = system(train, test)
         proba[test_idx] = p
-        decided[test_idx] = (p >= thresholds).astype(np.int8)
+        decided[test_idx] = ((p >= thresholds) & ~test.denied).astype(np.int8)
         used[test_idx] = thresholds
     return proba, decided, used
 
 
 def fit_and_score(system: System, train: EvalData, test: EvalData) -> tuple[np.ndarray, np.ndarray]:
     p, thresholds = system(train, test)
-    return p, (p >= thresholds).astype(np.int8)
+    return p, ((p >= thresholds) & ~test.denied).astype(np.int8)
 
 
 def _concat(a: EvalData, b: EvalData) -> EvalData:
     return EvalData(a.texts + b.texts, np.vstack([a.Y, b.Y]), np.concatenate([a.groups, b.groups]),
                     np.concatenate([a.origins, b.origins]), np.vstack([a.features, b.features]),
-                    np.vstack([a.zero_shot, b.zero_shot]), a.code_ids)
+                    np.vstack([a.zero_shot, b.zero_shot]), np.vstack([a.denied, b.denied]), a.code_ids)
 
 
 def per_code_metrics(Y: np.ndarray, decided: np.ndarray, proba: np.ndarray, code_ids: Sequence[str]) -> list[dict]:

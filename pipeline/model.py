@@ -27,6 +27,7 @@ from .errors import ModelError
 from .features import (
     Embedded,
     FeatureSpec,
+    denied_framings,
     embed_with_sentences,
     feature_matrix,
     fit_tfidf,
@@ -127,6 +128,12 @@ class TrainedCoder:
             zero_shot = zero_shot_scores(embedded, self.prototypes, owner, len(self.code_ids))
         return feature_matrix(embedded, texts, self.spec, self.code_ids, zero_shot, self.tfidf)
 
+    def decide(self, proba: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+        """Codes applied: probability at or above the code's threshold, unless the quote
+        names the code only to deny it (coding rule 2, ``denied_framings``)."""
+        above = proba >= self.thresholds
+        return above & ~denied_framings(texts, self.spec, self.code_ids, candidates=above)
+
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
         return self.estimator.predict_proba(self.features(self.embed(texts), texts))
@@ -147,7 +154,7 @@ class TrainedCoder:
             return []
         embedded = self.embed(texts)
         proba = self.estimator.predict_proba(self.features(embedded, texts))
-        applied = proba >= self.thresholds
+        applied = self.decide(proba, texts)
         # Only quotes of several sentences with a code applied need sentences scored alone.
         counts = np.bincount(embedded.owner, minlength=len(texts))
         wanted = np.flatnonzero(applied.any(axis=1)[embedded.owner] & (counts[embedded.owner] > 1))

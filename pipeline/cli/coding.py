@@ -129,7 +129,8 @@ def tag(
     for column in ("code", "probability", "threshold", "applied"):
         table.add_column(column)
     for item in result.codes:
-        table.add_row(item.code, f"{item.probability:.2f}", f"{item.threshold:.2f}", "yes" if item.applied else "")
+        table.add_row(item.code, f"{item.probability:.2f}", f"{item.threshold:.2f}",
+                      "yes" if item.applied else "no: denied (coding rule 2)" if item.denied else "")
     console = Console()
     console.print(table)
     if not result.applied:
