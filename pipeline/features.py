@@ -124,12 +124,6 @@ class Cue:
         required = _required_strings(re._parser.parse(pattern, re.IGNORECASE)) or ()
         return cls(regex, tuple(sorted(required)))
 
-    def search(self, text: str, folded: str | None) -> bool:
-        """``folded`` is ``text.casefold()`` for ASCII text, else None (the filter is exact only for ASCII)."""
-        if folded is not None and self.required and not any(piece in folded for piece in self.required):
-            return False
-        return self.regex.search(text) is not None
-
 
 def _required_strings(items) -> frozenset[str] | None:
     """Of the parsed pattern's mandatory parts, the set of literal strings with the longest
@@ -224,8 +218,7 @@ def _sentence_denies(sentence: str, cues: Sequence[Cue]) -> bool | None:
     """None when no cue matches; True when every cue match is denied (a negation in the five
     words before it, or "fell flat", "failed", "did not convince"... in the six words after
     it, in the same clause)."""
-    folded = sentence.casefold() if sentence.isascii() else None
-    matches = [m for cue in cues if cue.search(sentence, folded) for m in cue.regex.finditer(sentence)]
+    matches = [m for cue in cues for m in cue.regex.finditer(sentence)]
     if not matches:
         return None
     if _COUNTERFACTUAL.search(sentence):
@@ -253,10 +246,20 @@ def denied_framings(
         wanted = wanted & candidates
     denied = np.zeros((len(texts), len(code_ids)), dtype=bool)
     rows = np.flatnonzero(wanted.any(axis=1))
-    for i, sentences in zip(rows, split_sentences([texts[i] for i in rows])):
+    per_row = split_sentences([texts[i] for i in rows])
+    sentences = [s for row in per_row for s in row]
+    cues = [cue for group in compiled for cue in group]
+    candidates = _cue_candidates(sentences, cues)
+    first = np.cumsum([0] + [len(group) for group in compiled])
+    at = 0
+    for i, row in zip(rows, per_row):
         for k in np.flatnonzero(wanted[i]):
-            verdicts = [_sentence_denies(s, compiled[k]) for s in sentences]
+            verdicts = [
+                _sentence_denies(s, [cues[j] for j in range(first[k], first[k + 1]) if candidates[at + n, j]])
+                for n, s in enumerate(row)
+            ]
             denied[i, k] = True in verdicts and False not in verdicts
+        at += len(row)
     return denied
 
 

@@ -75,3 +75,11 @@ def test_problem_statements_of_exempt_codes_are_never_denied(spec):
     denied = denied_framings(texts, spec, list(spec.cues))
     assert spec.denial_exempt == ("care_coordination", "timely_data")
     assert not denied.any()
+
+
+def test_denial_check_ignores_letter_case(spec):
+    texts = ["Sharing the data did not save money.", "The map we showed the board did not convince anyone."]
+    code_ids = list(spec.cues)
+    lower = denied_framings(texts, spec, code_ids)
+    assert lower.any()
+    assert np.array_equal(denied_framings([t.upper() for t in texts], spec, code_ids), lower)
