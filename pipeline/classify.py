@@ -90,7 +90,11 @@ class SupervisedCoder:
         return self
 
     def decision_function(self, X) -> np.ndarray:
-        return np.asarray(X, dtype=np.float64) @ self.coef_.T + self.intercept_
+        X = np.asarray(X)
+        if X.dtype != np.float32:
+            X = X.astype(np.float64)
+        # float32 features stay float32: no double-size copy of a wide matrix
+        return (X @ self.coef_.T.astype(X.dtype)).astype(np.float64) + self.intercept_
 
     def predict_proba(self, X) -> np.ndarray:
         return _sigmoid(self.decision_function(X) * self.calibration_[:, 0] + self.calibration_[:, 1])

@@ -70,12 +70,12 @@ class EmbeddingCache:
                 f"WHERE encoder = ? AND text_sha256 IN ({marks})",
                 [encoder_key, *part],
             )
-            for digest, blob in rows:
-                vector = _decode(blob, dimension)
-                if vector is None:
-                    invalid.append(digest)
-                else:
+            vectors, valid = _decode(rows, dimension)
+            for (digest, _), vector, ok in zip(rows, vectors, valid):
+                if ok:
                     found[digest] = vector
+                else:
+                    invalid.append(digest)
         if invalid:
             logger.warning(
                 "%s: %d cached embedding(s) were damaged; dropping and recomputing them",
@@ -217,13 +217,19 @@ def _schema(conn: sqlite3.Connection) -> str | None:
     return row[0] if row else ""
 
 
-def _decode(blob: bytes, dimension: int) -> np.ndarray | None:
-    if not isinstance(blob, bytes) or len(blob) != dimension * 4:
-        return None
-    vector = np.frombuffer(blob, dtype="<f4").astype(np.float32)
-    if not np.all(np.isfinite(vector)) or abs(float(vector @ vector) - 1.0) > _NORM_TOLERANCE:
-        return None
-    return vector
+def _decode(rows: Sequence[tuple[bytes, object]], dimension: int) -> tuple[np.ndarray, np.ndarray]:
+    """The stored vectors of ``rows`` (zeros where damaged) and which of them are sound:
+    the right length, finite, unit norm."""
+    size = dimension * 4
+    sized = np.array([isinstance(blob, bytes) and len(blob) == size for _, blob in rows], dtype=bool)
+    vectors = np.zeros((len(rows), dimension), dtype=np.float32)
+    if sized.any():
+        joined = b"".join(blob for (_, blob), ok in zip(rows, sized) if ok)
+        vectors[sized] = np.frombuffer(joined, dtype="<f4").reshape(-1, dimension)
+    with np.errstate(invalid="ignore", over="ignore"):
+        norms = np.einsum("ij,ij->i", vectors, vectors)
+    valid = sized & np.isfinite(vectors).all(axis=1) & (np.abs(norms - 1.0) <= _NORM_TOLERANCE)
+    return vectors, valid
 
 
 def _is_corrupt(exc: sqlite3.DatabaseError) -> bool:

@@ -210,6 +210,8 @@ _FAILED_AFTER = re.compile(
 )
 # A counterfactual or problem statement ("without it we could not...") names a value (rule 3).
 _COUNTERFACTUAL = re.compile(r"\b(?:without|unless|until|if|would|could|instead|otherwise|lack\w*|before|absence)\b", re.IGNORECASE)
+# A text matching neither can deny anything: the check skips it.
+_DENIAL_WORD = re.compile(r"\b(?:not|never|no|nothing|neither|nor|hardly|cannot|fail\w*|fell flat|flopped)\b|n't\b", re.IGNORECASE)
 _CLAUSE_BREAK = re.compile(r"[,;:()]|\b(?:but|yet|while|whereas)\b", re.IGNORECASE)
 DENIAL_WINDOW_WORDS = 5
 
@@ -244,6 +246,7 @@ def denied_framings(
     wanted = np.broadcast_to(checked, (len(texts), len(code_ids)))
     if candidates is not None:
         wanted = wanted & candidates
+    wanted = wanted & np.array([bool(_DENIAL_WORD.search(text)) for text in texts], dtype=bool)[:, None]
     denied = np.zeros((len(texts), len(code_ids)), dtype=bool)
     rows = np.flatnonzero(wanted.any(axis=1))
     per_row = split_sentences([texts[i] for i in rows])
@@ -293,15 +296,17 @@ def embed_with_sentences(texts: Sequence[str], encoder) -> Embedded:
 
 
 def pool_sentences(embedded: Embedded) -> tuple[np.ndarray, np.ndarray]:
-    """Mean and max of each text's sentence embeddings."""
+    """Mean and max of each text's sentence embeddings (zeros for a text without sentences)."""
     n, dim = embedded.texts.shape
     mean = np.zeros((n, dim), dtype=np.float32)
-    top = np.full((n, dim), -np.inf, dtype=np.float32)
-    np.add.at(mean, embedded.owner, embedded.sentences)
-    counts = np.bincount(embedded.owner, minlength=n).astype(np.float32)
-    mean /= np.maximum(counts, 1.0)[:, None]
-    np.maximum.at(top, embedded.owner, embedded.sentences)
-    top[~np.isfinite(top)] = 0.0
+    top = np.zeros((n, dim), dtype=np.float32)
+    counts = np.bincount(embedded.owner, minlength=n)
+    has = counts > 0
+    if has.any():
+        vectors = embedded.sentences[np.argsort(embedded.owner, kind="stable")]
+        starts = (np.cumsum(counts) - counts)[has]
+        mean[has] = np.add.reduceat(vectors, starts, axis=0) / counts[has, None].astype(np.float32)
+        top[has] = np.maximum.reduceat(vectors, starts, axis=0)
     return mean, top
 
 
@@ -354,6 +359,13 @@ def feature_matrix(
         blocks.append(spec.cue_weight * cue_matrix(texts, spec, code_ids))
     if spec.zero_shot_weight and zero_shot is not None:
         blocks.append(spec.zero_shot_weight * zero_shot)
-    if spec.tfidf_weight and tfidf is not None:
-        blocks.append(spec.tfidf_weight * tfidf.transform(texts).toarray())
-    return np.hstack(blocks).astype(np.float32)
+    terms = tfidf.transform(texts).tocoo() if spec.tfidf_weight and tfidf is not None else None
+    dense = sum(block.shape[1] for block in blocks)
+    out = np.zeros((len(texts), dense + (terms.shape[1] if terms is not None else 0)), dtype=np.float32)
+    start = 0
+    for block in blocks:
+        out[:, start : start + block.shape[1]] = block
+        start += block.shape[1]
+    if terms is not None:  # scattered, not densified: most of these columns are zero
+        out[terms.row, dense + terms.col] = spec.tfidf_weight * terms.data
+    return out

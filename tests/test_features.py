@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from pipeline.features import FeatureSpec, cue_matrix, denied_framings, split_sentences
+from pipeline.features import Embedded, FeatureSpec, cue_matrix, denied_framings, pool_sentences, split_sentences
 
 
 def test_sentences_split_at_end_punctuation_but_not_after_abbreviations_or_initials():
@@ -23,6 +23,17 @@ def test_short_fragments_join_the_previous_sentence_and_every_text_has_one():
         ["We share data daily. Truly.", "It helps every partner."],
         ["   "],
     ]
+
+
+def test_sentence_pooling_is_each_texts_mean_and_max_whatever_the_order():
+    rng = np.random.default_rng(0)
+    sentences = rng.normal(size=(6, 4)).astype(np.float32)
+    owner = np.array([2, 0, 2, 0, 2, 3])  # text 1 has no sentence
+    mean, top = pool_sentences(Embedded(np.zeros((4, 4), np.float32), sentences, owner, ("",) * 6))
+    for text in (0, 2, 3):
+        np.testing.assert_allclose(mean[text], sentences[owner == text].mean(axis=0), rtol=1e-6)
+        np.testing.assert_array_equal(top[text], sentences[owner == text].max(axis=0))
+    assert not mean[1].any() and not top[1].any()
 
 
 @pytest.fixture(scope="module")
