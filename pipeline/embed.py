@@ -59,6 +59,10 @@ UNSAFE_SUFFIXES = frozenset(
     {".pkl", ".pickle", ".bin", ".pt", ".pth", ".joblib", ".ckpt", ".py", ".pyc", ".pyo"}
 )
 CHUNK_SIZE = 4096
+# A batch holds at most this many characters (its longest text's length times its size), so
+# a batch of long texts is smaller: the encoder's working memory follows the batch's tokens,
+# and without this bound one batch of the corpus's longest texts sets the run's peak memory.
+BATCH_CHARS = 32_768
 # The int8 export: graph fusions at level O2, then dynamic quantization with int8 weights per
 # output channel (measured here: faster than the fusion-less export and as close to fp32).
 INT8_RECIPE = "o2-qint8-per-channel"
@@ -167,8 +171,7 @@ class Encoder:
         known = self.cache.get_many(key, list(unique), self.dimension) if self.cache else {}
         bar.update(sum(digest in known for digest in digests))
         missing = sorted((d for d in unique if d not in known), key=lambda d: len(unique[d]))
-        for start in range(0, len(missing), self.batch_size):
-            batch = missing[start : start + self.batch_size]
+        for batch in _batches(missing, [len(unique[d]) for d in missing], self.batch_size):
             vectors = self.compute([unique[digest] for digest in batch])
             fresh = dict(zip(batch, vectors, strict=True))
             if self.cache is not None:
@@ -176,6 +179,20 @@ class Encoder:
             known.update(fresh)
             bar.update(sum(counts[digest] for digest in batch))
         return np.stack([known[digest] for digest in digests])
+
+
+def _batches(items: list, lengths: list[int], size: int, chars: int = BATCH_CHARS) -> Iterator[list]:
+    """Consecutive batches of ``items`` (sorted by ascending ``lengths``) of at most ``size``
+    items and, past the first item, at most ``chars`` characters counted as the batch's
+    longest length times its size."""
+    batch: list = []
+    for item, length in zip(items, lengths, strict=True):
+        if batch and (len(batch) == size or (len(batch) + 1) * length > chars):
+            yield batch
+            batch = []
+        batch.append(item)
+    if batch:
+        yield batch
 
 
 def load_encoder(

@@ -366,6 +366,6 @@ def feature_matrix(
     for block in blocks:
         out[:, start : start + block.shape[1]] = block
         start += block.shape[1]
-    if terms is not None:  # scattered, not densified: most of these columns are zero
+    if terms is not None:  # nonzero terms written in place: no dense temporary of the wide block
         out[terms.row, dense + terms.col] = spec.tfidf_weight * terms.data
     return out

@@ -183,6 +183,25 @@ def test_cache_returns_stored_vectors_and_recomputes_only_changes(torch_encoder,
     assert not any(quote[:30] in caplog.text for quote in QUOTES)
 
 
+def test_long_texts_are_encoded_in_smaller_batches_with_the_same_vectors(torch_encoder):
+    short = [f"Partner {i} shares referrals with the clinic." for i in range(20)]
+    long = [f"Report {i}: " + "the county and the hospital linked their records again. " * 160 for i in range(6)]
+    batches: list[int] = []
+    encoder = Encoder(torch_encoder.model, torch_encoder.identity, batch_size=64)
+    real = encoder.compute
+
+    def recording(texts):
+        batches.append(len(texts))
+        return real(texts)
+
+    encoder.compute = recording
+    vectors = encoder.encode([*long, *short])
+    assert batches[0] == 20 and sum(batches) == 26  # the short ones together, each text once
+    assert max(batches[1:]) * max(map(len, long)) <= embed.BATCH_CHARS
+    alone = np.vstack([torch_encoder.compute([text]) for text in [*long, *short]])
+    np.testing.assert_allclose(vectors, alone, atol=1e-5)
+
+
 def test_damaged_cache_is_rebuilt_not_read(torch_encoder, tmp_path, caplog):
     path = tmp_path / "embeddings.sqlite3"
     encoder, computed = _spied(torch_encoder, EmbeddingCache(path))
