@@ -63,8 +63,8 @@ def fine_tune(base, pairs: dict[str, list], epochs: int, minutes: float) -> tupl
 
     torch.manual_seed(SEED)
     model = copy.deepcopy(base)
-    full_length, model.max_seq_length = model.max_seq_length, 128
-    model.model_card_data.generate_widget_examples = False  # training only; embeddings afterwards use the model's full length
+    full_length, model.max_seq_length = model.max_seq_length, 128  # training only; embedding uses the full length
+    model.model_card_data.generate_widget_examples = False
     started = time.perf_counter()
     stopped = [False]
 
