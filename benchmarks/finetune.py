@@ -27,7 +27,7 @@ import numpy as np
 from pipeline.classify import group_folds
 from pipeline.codebook import load_codebook
 from pipeline.embed import Encoder, EncoderIdentity, load_encoder
-from pipeline.evaluate import REAL_ORIGINS, EvalData, _concat, macro_f1, per_code_metrics, prepare, supervised_system
+from pipeline.evaluate import REAL_ORIGINS, EvalData, _concat, fit_and_score, macro_f1, per_code_metrics, prepare, supervised_system
 from pipeline.features import FeatureSpec
 from pipeline.labels import load_labels
 
@@ -126,10 +126,7 @@ def main() -> None:
     def score(name: str, real: EvalData, written: EvalData, train_idx, test_idx) -> float:
         mask = np.zeros(len(real.texts), dtype=bool)
         mask[train_idx] = True
-        test = real.subset(~mask)
-        p, thresholds = system(_concat(real.subset(mask), written), test)
-        proba[name][test_idx] = p
-        decided[name][test_idx] = ((p >= thresholds) & ~test.denied).astype(np.int8)
+        proba[name][test_idx], decided[name][test_idx] = fit_and_score(system, _concat(real.subset(mask), written), real.subset(~mask))
         return macro_f1(Y[test_idx], decided[name][test_idx])
 
     for fold, (train_idx, test_idx) in enumerate(folds):
