@@ -13,6 +13,14 @@ cluster bootstrap over organizations (resampled with replacement within each gro
 quote without an organization is its own cluster) giving a percentile 95% interval for
 the quote-level difference. A difference *holds for organizations* when that interval
 excludes zero on the same side as the difference.
+
+Shares come from a :class:`~pipeline.shares.ShareEstimator`. Where the model's codes are
+corrected for its measured error (``adjusted``, ``ppi``), the difference, its interval and
+its p-value come from the estimator's draws instead of the exact tests, and the columns
+``raw_*`` keep the comparison of the codes as given, so a difference that disappears once
+the coder's error is counted is named in ``summary``. The organization check resamples the
+codes as given: a correction with the same rates in both groups rescales a difference
+without changing its sign.
 """
 
 from __future__ import annotations
@@ -26,8 +34,10 @@ from statsmodels.stats.multitest import multipletests
 from statsmodels.stats.proportion import confint_proportions_2indep
 
 from .errors import InputError
-from .frequencies import as_frame, group_labels, indicators, organizations, require_columns, sort_groups, source_of
+from .frequencies import as_frame, group_labels, indicators, organizations, require_columns, sort_groups
+from .marks import source_of
 from .records import Codebook
+from .shares import ShareEstimator, difference
 
 ALPHA = 0.05
 BOOTSTRAP_RESAMPLES = 2000
@@ -61,6 +71,12 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "bootstrap_ci_low",
     "bootstrap_ci_high",
     "holds_for_organizations",
+    "method",
+    "raw_share_a",
+    "raw_share_b",
+    "raw_difference",
+    "raw_p_adjusted",
+    "raw_significant",
     "summary",
 )
 
@@ -77,8 +93,8 @@ READABLE_NAMES: dict[str, str] = {
     "count_b": "Quotes with it in B",
     "share_b": "Share in B",
     "difference": "Difference (A - B)",
-    "ci_low": "95% CI low (Newcombe)",
-    "ci_high": "95% CI high (Newcombe)",
+    "ci_low": "95% CI low",
+    "ci_high": "95% CI high",
     "test": "Test",
     "p_value": "p-value",
     "p_adjusted": "p-value (BH-adjusted)",
@@ -92,6 +108,12 @@ READABLE_NAMES: dict[str, str] = {
     "bootstrap_ci_low": "Cluster-bootstrap 95% CI low",
     "bootstrap_ci_high": "Cluster-bootstrap 95% CI high",
     "holds_for_organizations": "Holds for organizations",
+    "method": "Estimation method",
+    "raw_share_a": "Share in A, codes as given",
+    "raw_share_b": "Share in B, codes as given",
+    "raw_difference": "Difference, codes as given",
+    "raw_p_adjusted": "Adjusted p, codes as given",
+    "raw_significant": "Significant, codes as given",
     "summary": "Summary",
 }
 
@@ -147,6 +169,7 @@ def compare(
     alpha: float = ALPHA,
     resamples: int = BOOTSTRAP_RESAMPLES,
     seed: int = BOOTSTRAP_SEED,
+    estimator: ShareEstimator | None = None,
 ) -> pd.DataFrame:
     """One row per code then per theme comparing ``groups[0]`` (A) with ``groups[1]`` (B).
 
@@ -176,6 +199,11 @@ def compare(
     ci_low, ci_high = confint_proportions_2indep(count_a, n_a, count_b, n_b, method="newcomb", compare="diff")
     boot_low, boot_high = cluster_bootstrap(values, _clusters(pd.Series(orgs)), in_a, in_b, resamples, seed)
     names = {("code", c.id): c.name for c in codebook.codes} | {("theme", t.id): t.name for t in codebook.themes}
+    estimator = (estimator or ShareEstimator()).at_level("both").fit(codebook)
+    final, model, human = estimator.marks(frame)
+    estimate_a = estimator.estimate(final[in_a], model[in_a], human[in_a])
+    estimate_b = estimator.estimate(final[in_b], model[in_b], human[in_b], np.random.default_rng(seed + 7))
+    corrected = difference(estimate_a, estimate_b)
     records = []
     for j, (level, framing) in enumerate(marks.columns):
         test, p_value = two_by_two_test(int(count_a[j]), n_a, int(count_b[j]), n_b)
@@ -210,21 +238,43 @@ def compare(
                 "organization_share_b": org_counts["b"][2],
                 "bootstrap_ci_low": float(boot_low[j]),
                 "bootstrap_ci_high": float(boot_high[j]),
+                "method": _method(estimate_a.method, estimate_b.method),
             }
         )
     table = pd.DataFrame.from_records(records)
-    table["p_adjusted"] = np.nan
-    for level in ("code", "theme"):
-        rows = table["level"] == level
-        if rows.any():
-            table.loc[rows, "p_adjusted"] = multipletests(table.loc[rows, "p_value"], method="fdr_bh")[1]
+    table["raw_share_a"], table["raw_share_b"] = table["share_a"], table["share_b"]
+    table["raw_difference"], raw_p = table["difference"], table["p_value"].copy()
+    if corrected is not None:
+        table["share_a"], table["share_b"] = estimate_a.share, estimate_b.share
+        table["difference"], table["ci_low"], table["ci_high"], table["p_value"] = corrected
+        table["test"] = "bootstrap" if "ppi" not in (estimate_a.method, estimate_b.method) else "ppi-normal/bootstrap"
+    table["p_adjusted"] = _bh(table["p_value"], table["level"])
+    table["raw_p_adjusted"] = _bh(raw_p, table["level"])
     table["significant"] = table["p_adjusted"] < alpha
+    table["raw_significant"] = table["raw_p_adjusted"] < alpha
     table["holds_for_organizations"] = (
         (table["difference"] > 0) & (table["bootstrap_ci_low"] > 0)
         | (table["difference"] < 0) & (table["bootstrap_ci_high"] < 0)
     )
-    table["summary"] = [summary_line(row, by) if row.significant else "" for row in table.itertuples(index=False)]
+    table["summary"] = [
+        summary_line(row, by) if row.significant else disappeared_line(row, by) if row.raw_significant else ""
+        for row in table.itertuples(index=False)
+    ]
     return table[list(COMPARISON_COLUMNS)]
+
+
+def _method(a: str, b: str) -> str:
+    return a if a == b else f"{a}/{b}"
+
+
+def _bh(p_values: pd.Series, levels: pd.Series) -> pd.Series:
+    """Benjamini–Hochberg adjusted p-values, separately across codes and across themes."""
+    adjusted = pd.Series(np.nan, index=p_values.index)
+    for level in ("code", "theme"):
+        rows = levels == level
+        if rows.any():
+            adjusted[rows] = multipletests(p_values[rows], method="fdr_bh")[1]
+    return adjusted
 
 
 def _pct(x: float) -> str:
@@ -256,6 +306,17 @@ def summary_line(row, by: str = "program") -> str:
         f"{subject} use {framing} more often than {other} ({_pct(share_more)} vs {_pct(share_less)}, "
         f"difference {_points(abs(row.difference))} points, 95% CI {_points(low)} to {_points(high)}, "
         f"adjusted {_p(row.p_adjusted)}); {nested}."
+    )
+
+
+def disappeared_line(row, by: str = "program") -> str:
+    """The sentence for a difference that the codes as given show but the corrected shares do not."""
+    framing = f"the {row.id} theme" if row.level == "theme" else row.id
+    return (
+        f"Counted from the codes as given, {framing} differs between {row.group_a} and {row.group_b} "
+        f"({_pct(row.raw_share_a)} vs {_pct(row.raw_share_b)}, adjusted {_p(row.raw_p_adjusted)}), but the difference "
+        f"disappears once the coder's error is counted ({_pct(row.share_a)} vs {_pct(row.share_b)}, "
+        f"95% CI {_points(row.ci_low)} to {_points(row.ci_high)} points, adjusted {_p(row.p_adjusted)})."
     )
 
 

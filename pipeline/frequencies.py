@@ -9,20 +9,21 @@ so every count comes with the number of distinct organizations behind it.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from .errors import InputError, Problem, ValidationError
+from .errors import InputError
+from .marks import as_frame, indicators, require_columns, wilson_interval
 from .records import Codebook
+from .shares import ShareEstimator
 
 UNKNOWN = "unknown"
 """Group label of quotes whose grouping value (sector, program, ...) is empty."""
 
-Z95 = 1.959963984540054
 Level = Literal["code", "theme", "both"]
 LEVELS: tuple[str, ...] = ("code", "theme", "both")
 
@@ -38,6 +39,11 @@ FREQUENCY_COLUMNS: tuple[str, ...] = (
     "ci_high",
     "n_organizations_with",
     "n_organizations",
+    "method",
+    "n_human",
+    "raw_share",
+    "raw_ci_low",
+    "raw_ci_high",
 )
 
 READABLE_NAMES: dict[str, str] = {
@@ -49,50 +55,17 @@ READABLE_NAMES: dict[str, str] = {
     "theme": "Theme",
     "n_quotes": "Quotes in group",
     "n_with": "Quotes with it",
-    "share": "Share of quotes",
-    "ci_low": "95% CI low (Wilson)",
-    "ci_high": "95% CI high (Wilson)",
+    "share": "Estimated share of quotes",
+    "ci_low": "95% CI low",
+    "ci_high": "95% CI high",
     "n_organizations_with": "Organizations using it",
     "n_organizations": "Organizations in group",
+    "method": "Estimation method",
+    "n_human": "Quotes coded by people",
+    "raw_share": "Share counted from the codes as given",
+    "raw_ci_low": "95% CI low (Wilson, codes as given)",
+    "raw_ci_high": "95% CI high (Wilson, codes as given)",
 }
-
-
-def wilson_interval(count, nobs, z: float = Z95):
-    """Wilson score interval for ``count`` successes out of ``nobs`` (arrays allowed).
-
-    Returns ``(low, high)``; both are NaN where ``nobs`` is 0.
-    """
-    k = np.asarray(count, dtype=float)
-    n = np.asarray(nobs, dtype=float)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        denom = n + z * z
-        center = (k + z * z / 2) / denom
-        half = z / denom * np.sqrt(np.maximum(k * (n - k) / n, 0.0) + z * z / 4)
-        low = np.where(n > 0, np.clip(center - half, 0.0, 1.0), np.nan)
-        high = np.where(n > 0, np.clip(center + half, 0.0, 1.0), np.nan)
-    if low.ndim == 0:
-        return float(low), float(high)
-    return low, high
-
-
-def as_frame(codings) -> pd.DataFrame:
-    """Codings as a DataFrame of strings: accepts a DataFrame, a table with ``rows`` and
-    ``columns``, or an iterable of row mappings."""
-    if isinstance(codings, pd.DataFrame):
-        frame = codings
-    elif hasattr(codings, "rows") and hasattr(codings, "columns"):
-        frame = pd.DataFrame(list(codings.rows), columns=list(codings.columns))
-        source = getattr(codings, "path", None) or getattr(codings, "source", None)
-        if source:
-            frame.attrs["source"] = str(source)
-    else:
-        frame = pd.DataFrame(list(_rows(codings)))
-    return frame
-
-
-def _rows(codings: Iterable) -> Iterable[Mapping]:
-    for row in codings:
-        yield row.to_row() if hasattr(row, "to_row") else dict(row)
 
 
 def read_codings(path: str | Path) -> pd.DataFrame:
@@ -102,21 +75,6 @@ def read_codings(path: str | Path) -> pd.DataFrame:
     frame = as_frame(read_table(Path(path)))
     frame.attrs["source"] = str(path)
     return frame
-
-
-def source_of(frame: pd.DataFrame) -> str:
-    """The file a codings frame came from, for error messages."""
-    return str(frame.attrs.get("source", "codings"))
-
-
-def require_columns(frame: pd.DataFrame, columns: Iterable[str]) -> None:
-    """Raise :class:`InputError` naming the file and the missing column(s)."""
-    missing = [c for c in columns if c not in frame.columns]
-    if missing:
-        raise InputError(
-            f"{source_of(frame)}: no column {', '.join(repr(c) for c in missing)}; "
-            f"available columns: {', '.join(map(str, frame.columns))}"
-        )
 
 
 def group_labels(frame: pd.DataFrame, column: str) -> pd.Series:
@@ -129,46 +87,6 @@ def group_labels(frame: pd.DataFrame, column: str) -> pd.Series:
 def sort_groups(labels: Iterable[str]) -> list[str]:
     """Group labels in alphabetical order with ``unknown`` last."""
     return sorted(set(labels), key=lambda g: (g == UNKNOWN, g))
-
-
-def indicators(codings, codebook: Codebook, level: Level = "both") -> pd.DataFrame:
-    """One boolean column per code (and/or theme) telling whether each quote carries it.
-
-    Columns are a ``(level, id)`` MultiIndex in codebook order, codes before themes. A
-    theme is carried when any of its codes is. Unknown code ids are reported all at once,
-    by row and id.
-    """
-    frame = as_frame(codings)
-    require_columns(frame, ["codes"])
-    known = set(codebook.code_ids)
-    problems: list[Problem] = []
-    carried: list[set[str]] = []
-    for row_number, cell in enumerate(frame["codes"].tolist(), start=1):
-        ids = {part.strip() for part in ("" if cell is None or cell != cell else str(cell)).split(";") if part.strip()}
-        for code_id in sorted(ids - known):
-            problems.append(
-                Problem(
-                    source_of(frame),
-                    f"unknown code id {code_id!r} (codebook {codebook.version} has {', '.join(codebook.code_ids)}); "
-                    "analyse with the codebook these codings were made with",
-                    row=row_number,
-                    column="codes",
-                )
-            )
-        carried.append(ids)
-    if problems:
-        raise ValidationError(problems)
-    columns: dict[tuple[str, str], np.ndarray] = {}
-    codes = {c: np.array([c in ids for ids in carried], dtype=bool) for c in codebook.code_ids}
-    if level in ("code", "both"):
-        columns.update({("code", c): v for c, v in codes.items()})
-    if level in ("theme", "both"):
-        for theme in codebook.theme_ids:
-            members = [codes[c.id] for c in codebook.codes if c.theme == theme]
-            columns[("theme", theme)] = np.logical_or.reduce(members) if members else np.zeros(len(frame), bool)
-    result = pd.DataFrame(columns, index=frame.index)
-    result.columns = pd.MultiIndex.from_tuples(list(columns), names=["level", "id"])
-    return result
 
 
 def organizations(frame: pd.DataFrame) -> pd.Series:
@@ -189,22 +107,30 @@ def frequencies(
     codebook: Codebook,
     by: Sequence[str] = ("sector",),
     level: Level = "both",
+    estimator=None,
 ) -> pd.DataFrame:
     """Tidy table: one row per group and code/theme with counts, share and intervals.
 
     Columns: the ``by`` columns, then ``level`` (code or theme), ``id``, ``name``,
     ``theme``, ``n_quotes`` (quotes in the group), ``n_with`` (quotes carrying it),
-    ``share`` with its Wilson 95% interval ``ci_low``/``ci_high``,
-    ``n_organizations_with`` (distinct non-empty organizations among the quotes carrying
-    it) and ``n_organizations`` (distinct non-empty organizations in the group). Empty
-    grouping values form their own group, ``unknown``. ``by=()`` gives one overall group.
+    ``share`` with its 95% interval ``ci_low``/``ci_high`` estimated by ``method`` (see
+    :mod:`pipeline.shares`; ``estimator`` is a :class:`~pipeline.shares.ShareEstimator`,
+    by default one that counts the codes as given), ``n_organizations_with`` (distinct
+    non-empty organizations among the quotes carrying it), ``n_organizations`` (distinct
+    non-empty organizations in the group), ``n_human`` (quotes coded by people) and the share
+    counted from the codes as given with its Wilson interval (``raw_share``, ``raw_ci_low``,
+    ``raw_ci_high``). Empty grouping values form their own group, ``unknown``. ``by=()``
+    gives one overall group.
     """
+
     if level not in LEVELS:
         raise InputError(f"level must be one of {', '.join(LEVELS)}, got {level!r}")
     frame = as_frame(codings)
     by = list(by)
     require_columns(frame, ["codes", *by])
     marks = indicators(frame, codebook, level)
+    estimator = (estimator or ShareEstimator()).at_level(level).fit(codebook)
+    final, model, human = estimator.marks(frame)
     orgs = organizations(frame)
     labels = pd.DataFrame({col: group_labels(frame, col) for col in by}, index=frame.index)
     names = _names(codebook)
@@ -223,7 +149,8 @@ def frequencies(
         group_orgs = orgs[mask]
         n_organizations = group_orgs[group_orgs != ""].nunique()
         n_quotes = int(mask.sum())
-        for column in marks.columns:
+        estimate = estimator.estimate(final[mask], model[mask], human[mask])
+        for j, column in enumerate(marks.columns):
             carried = marks[column].to_numpy() & mask
             with_orgs = orgs[carried]
             name, theme = names[column]
@@ -238,14 +165,19 @@ def frequencies(
                     "n_with": int(carried.sum()),
                     "n_organizations_with": int(with_orgs[with_orgs != ""].nunique()),
                     "n_organizations": int(n_organizations),
+                    "method": estimate.method,
+                    "n_human": estimate.n_human,
+                    "share": float(estimate.share[j]),
+                    "ci_low": float(estimate.ci_low[j]),
+                    "ci_high": float(estimate.ci_high[j]),
                 }
             )
     table = pd.DataFrame.from_records(records, columns=[*by, *FREQUENCY_COLUMNS])
     counts, totals = table["n_with"].to_numpy(float), table["n_quotes"].to_numpy(float)
     with np.errstate(divide="ignore", invalid="ignore"):
-        table["share"] = np.where(totals > 0, counts / totals, np.nan)
-    table["ci_low"], table["ci_high"] = wilson_interval(counts, totals) if len(table) else ([], [])
-    for col in ("n_quotes", "n_with", "n_organizations_with", "n_organizations"):
+        table["raw_share"] = np.where(totals > 0, counts / totals, np.nan)
+    table["raw_ci_low"], table["raw_ci_high"] = wilson_interval(counts, totals) if len(table) else ([], [])
+    for col in ("n_quotes", "n_with", "n_organizations_with", "n_organizations", "n_human"):
         table[col] = table[col].astype("int64")
     return table
 

@@ -1,5 +1,6 @@
-"""The main job: ingest the shipped corpus, code it with the default model, and write the
-codings, frequency tables, CHP vs DASH comparison, figures and report."""
+"""The main job: ingest the shipped corpus, code it with the default model, give every quote
+that people coded their adjudicated codes, and write the codings, frequency tables, CHP vs DASH
+comparison, figures and report."""
 
 from __future__ import annotations
 
@@ -17,14 +18,18 @@ from .coding import code_quotes, coding_columns, default_coder
 from .files import sha256_file
 from .frequencies import read_codings
 from .ingest import corpus_paths, read_quotes
-from .paths import CORPUS_DIR, DEFAULT_CODEBOOK, DEFAULT_MODEL_DIR
+from .labels import load_labels
+from .paths import CORPUS_DIR, DEFAULT_CODEBOOK, DEFAULT_MODEL_DIR, LABELS_DIR
 from .records import Codebook
+from .shares import CoderErrors, ShareEstimator, apply_human
 from .tables import write_table
 
 log = logging.getLogger(__name__)
 
 CODINGS_ENV = "FRAMECODE_CODINGS"
 EXTRA_COLUMNS = ("origin", "source")
+PEOPLE = "people (two blind coders, adjudicated)"
+"""The ``coder`` of a quote whose codes come from the labelled corpus."""
 
 
 @dataclass(frozen=True)
@@ -60,27 +65,43 @@ def code_corpus(codebook: Codebook, *, corpus_dir: Path = CORPUS_DIR, model_dir:
     return codings, provenance
 
 
+def people_codes(codings: pd.DataFrame, codebook: Codebook, labels_dir: Path = LABELS_DIR) -> pd.DataFrame:
+    """The labelled corpus's codes (``id``, ``codes``, ``coder``) for the quotes of ``codings`` that
+    people coded; a reviewer's later coding (``labels/human/``) wins over the adjudicated one."""
+    wanted = set(codings["id"].astype(str))
+    rows = [
+        {"id": q.id, "codes": ";".join(q.codes), "coder": PEOPLE if q.coder == "adjudicated" else q.coder}
+        for q in load_labels(codebook, labels_dir).quotes
+        if q.id in wanted and q.origin in ("real", "seed", "reviewed")
+    ]
+    return pd.DataFrame(rows, columns=["id", "codes", "coder"])
+
+
 def shipped_codings() -> pd.DataFrame:
-    """Codings of the shipped corpus (or of the file named by ``FRAMECODE_CODINGS``)."""
+    """Codings of the shipped corpus, people's codes applied (or the file named by ``FRAMECODE_CODINGS``)."""
     path = os.environ.get(CODINGS_ENV)
     if path:
         return read_codings(path)
-    codings, _ = code_corpus(load_codebook())
-    return codings
+    codebook = load_codebook()
+    codings, _ = code_corpus(codebook)
+    return apply_human(codings, people_codes(codings, codebook))
 
 
 def run_main_job(out_dir: str | Path = "out", *, codebook_path: Path = DEFAULT_CODEBOOK,
                  corpus_dir: Path = CORPUS_DIR, model_dir: Path = DEFAULT_MODEL_DIR) -> JobResult:
     """``framecode run``: the whole mission on the shipped corpus."""
     from .compare import summaries
-    from .report import Analysis, write_analysis_of
+    from .report import Analysis, Reliability, read_agreement, write_analysis_of
 
     out = Path(out_dir)
     codebook = load_codebook(codebook_path)
     codings, provenance = code_corpus(codebook, corpus_dir=corpus_dir, model_dir=model_dir)
+    codings = apply_human(codings, people_codes(codings, codebook))
     paths = {"codings": out / "codings.csv"}
     write_table(paths["codings"], codings.to_dict("records"), list(codings.columns))
-    analysis = Analysis.of(codings, codebook)
+    errors = CoderErrors.from_model_dir(model_dir)
+    reliability = Reliability.of(errors, read_agreement())
+    analysis = Analysis.of(codings, codebook, estimator=ShareEstimator(errors=errors), reliability=reliability)
     paths.update(write_analysis_of(analysis, codebook, out, provenance))
     return JobResult(
         out_dir=out,

@@ -43,7 +43,10 @@ from .records import Codebook, Quote
 log = logging.getLogger(__name__)
 
 MODEL_FORMAT = "framecode-coder/1"
-ARRAYS = ("coef", "intercept", "calibration", "prototypes", "evidence_embeddings", "tfidf_idf")
+ARRAYS = ("coef", "intercept", "calibration", "prototypes", "evidence_embeddings", "tfidf_idf",
+          "holdout_proba", "holdout_labels", "holdout_groups")
+HOLDOUT_ORIGINS = ("real", "seed")
+"""Origins whose out-of-fold predictions are kept as the coder's measured error (real statements only)."""
 EVIDENCE_FILE = "evidence.jsonl"
 VOCABULARY_FILE = "tfidf_vocabulary.json"
 CONFIG_FILE = "config.json"
@@ -75,6 +78,7 @@ class TrainedCoder:
     evidence_embeddings: np.ndarray
     tfidf: TfidfVectorizer | None = None
     encoder: object | None = None
+    holdout: dict[str, np.ndarray] | None = None
 
     @property
     def model_id(self) -> str:
@@ -257,7 +261,20 @@ def train_coder(
         "metrics": _out_of_fold_metrics(estimator, Y, codebook.code_ids),
     }
     evidence = tuple(Evidence(q.id, q.text, q.codes, q.origin) for q in labels.quotes)
-    return TrainedCoder(config, codebook, estimator, spec, prototypes, evidence, embedded.texts, tfidf, encoder)
+    return TrainedCoder(config, codebook, estimator, spec, prototypes, evidence, embedded.texts, tfidf, encoder,
+                        holdout=_holdout(estimator, Y, labels))
+
+
+def _holdout(estimator: SupervisedCoder, Y: np.ndarray, labels: LabelledSet) -> dict[str, np.ndarray]:
+    """Out-of-fold probabilities and people's codes on the real statements, with their source
+    page as an index: the measured error that corrected shares are built on."""
+    real = np.array([q.origin in HOLDOUT_ORIGINS for q in labels.quotes], dtype=bool)
+    _, pages = np.unique(np.array(labels.groups, dtype=object)[real].astype(str), return_inverse=True)
+    return {
+        "holdout_proba": estimator.oof_proba_[real].astype(np.float32),
+        "holdout_labels": Y[real].astype(np.int8),
+        "holdout_groups": pages.astype(np.int32),
+    }
 
 
 def _out_of_fold_metrics(estimator: SupervisedCoder, Y: np.ndarray, code_ids: Sequence[str]) -> dict:
@@ -303,6 +320,7 @@ def save_coder(coder: TrainedCoder, folder: str | Path) -> Path:
             "prototypes": coder.prototypes,
             "evidence_embeddings": coder.evidence_embeddings,
             "tfidf_idf": coder.tfidf.idf_ if coder.tfidf is not None else np.zeros(0),
+            **(coder.holdout or {}),
         }
         for name, array in arrays.items():
             np.save(staging / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
@@ -379,6 +397,7 @@ def load_coder(model_dir: str | Path | None = None, *, codebook: Codebook, encod
     return TrainedCoder(
         config, codebook, estimator, FeatureSpec.from_dict(config["features"]), arrays["prototypes"], tuple(evidence),
         arrays["evidence_embeddings"], tfidf, encoder,
+        holdout={name: arrays[name] for name in ARRAYS if name.startswith("holdout_")},
     )
 
 

@@ -48,11 +48,12 @@ def _pretty(label: str) -> str:
     return label.replace("_", " ")
 
 
-def theme_sector_heatmap(table: pd.DataFrame, by: str = "sector", title: str | None = None) -> Figure:
-    """Heatmap of theme shares (rows: themes, columns: groups of ``by``), values annotated.
+def theme_sector_heatmap(table: pd.DataFrame, by: str = "sector", title: str | None = None,
+                         mark: str | None = None) -> Figure:
+    """Heatmap of estimated theme shares (rows: themes, columns: groups of ``by``), values annotated.
 
     ``table`` is :func:`pipeline.frequencies.frequencies` grouped by ``by`` alone, with
-    theme rows (``level`` theme or both).
+    theme rows (``level`` theme or both). ``mark`` is printed inside the figure.
     """
     themes = table[table["level"] == "theme"]
     if themes.empty or by not in themes.columns:
@@ -83,7 +84,9 @@ def theme_sector_heatmap(table: pd.DataFrame, by: str = "sector", title: str | N
             spine.set_visible(False)
         ax.set_title(title or f"Share of quotes using each theme, by {_pretty(by)}", loc="left")
         bar = fig.colorbar(image, ax=ax, shrink=0.85, pad=0.02)
-        bar.set_label("share of the group's quotes")
+        bar.set_label("estimated share of the group's quotes")
+        if mark:
+            fig.text(0.99, 0.01, mark, ha="right", va="bottom", fontsize=10, fontweight="bold", color="#B00020")
         bar.ax.yaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
         bar.outline.set_visible(False)
     return fig
@@ -95,11 +98,13 @@ def program_bars(
     groups: Sequence[str] = ("CHP", "DASH"),
     level: str = "code",
     title: str | None = None,
+    mark: str | None = None,
 ) -> Figure:
-    """Horizontal grouped bars of each code's share in ``groups`` with Wilson 95% error bars.
+    """Horizontal grouped bars of each code's estimated share in ``groups`` with 95% error bars.
 
     ``table`` is :func:`pipeline.frequencies.frequencies` grouped by ``by`` alone. Codes are
     ordered by their overall frequency across every group in the table (most used on top).
+    ``mark`` is printed inside the figure (e.g. that it rests on demonstration data).
     """
     rows = table[table["level"] == level]
     if rows.empty:
@@ -118,7 +123,7 @@ def program_bars(
         for k, group in enumerate(groups):
             part = rows[rows[by] == group].set_index("id").reindex(order)
             share = part["share"].to_numpy(float)
-            errors = np.vstack([share - part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float) - share])
+            errors = np.clip(np.vstack([share - part["ci_low"].to_numpy(float), part["ci_high"].to_numpy(float) - share]), 0, None)
             y = positions - 0.4 + height * (k + 0.5)
             n = int(part["n_quotes"].iloc[0])
             ax.barh(y, share, height=height * 0.92, color=OKABE_ITO[k % len(OKABE_ITO)],
@@ -129,7 +134,11 @@ def program_bars(
         ax.xaxis.set_major_formatter(matplotlib.ticker.PercentFormatter(1.0, decimals=0))
         ax.set_xlim(0, min(1.0, max(0.1, float(rows[rows[by].isin(groups)]["ci_high"].max()) * 1.08)))
         ax.grid(axis="x", color="#dddddd", zorder=0)
-        ax.set_xlabel("share of the group's quotes (bars: 95% Wilson interval)")
+        methods = ", ".join(sorted(set(rows.loc[rows[by].isin(groups), "method"]))) if "method" in rows else "raw"
+        ax.set_xlabel(f"estimated share of the group's quotes (bars: 95% interval; method: {methods})")
+        if mark:
+            ax.text(0.99, 0.01, mark, transform=ax.transAxes, ha="right", va="bottom", fontsize=10,
+                    fontweight="bold", color="#B00020", zorder=4)
         ax.tick_params(axis="y", length=0)
         fig.suptitle(title or f"{' vs '.join(groups)}: share of quotes using each {level}",
                      x=0.01, ha="left", fontsize=12, fontweight="bold")

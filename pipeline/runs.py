@@ -803,7 +803,8 @@ def _write_outputs(run_dir: Path, db: sqlite3.Connection, manifest: dict, codebo
 
 class FrequencyTally:
     """The tables of :func:`pipeline.frequencies.frequencies` by program and by sector, counted
-    chunk by chunk.
+    chunk by chunk from the model's codes as given (method ``raw``; ``framecode frequencies`` on
+    the run's codings corrects them for the coder's error).
 
     Same columns, rows, order and values as that function (a test holds them equal), in
     memory bounded by the distinct (program, sector, organization, codes) combinations
@@ -856,7 +857,8 @@ class FrequencyTally:
         totals = np.array([r["n_quotes"] for r in rows], dtype=float)
         low, high = wilson_interval(counts, totals) if rows else ([], [])
         for row, k, n, lo, hi in zip(rows, counts, totals, low, high):
-            row.update(share=float(k / n), ci_low=float(lo), ci_high=float(hi))
+            row.update(share=float(k / n), ci_low=float(lo), ci_high=float(hi), method="raw", n_human=0,
+                       raw_share=float(k / n), raw_ci_low=float(lo), raw_ci_high=float(hi))
         return [by, *FREQUENCY_COLUMNS], rows
 
 

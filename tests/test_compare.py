@@ -136,7 +136,8 @@ def test_cli_writes_comparison_and_prints_summaries(codings_file, comparison, tm
     assert "DASH quotes use cost_savings more often than CHP" in result.output
     written = pd.read_csv(out, keep_default_na=False)
     assert written["id"].tolist() == comparison["id"].tolist()
-    np.testing.assert_allclose(written["p_value"].astype(float), comparison["p_value"], rtol=1e-5)
+    assert set(written["method"]) == {"adjusted"} and "shares: adjusted" in result.output
+    np.testing.assert_allclose(written["raw_p_adjusted"].astype(float), comparison["p_adjusted"], rtol=1e-5)
 
 
 def test_cli_absent_group_is_one_line_exit_2(codings_file, tmp_path):

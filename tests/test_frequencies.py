@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.codebook import load_codebook
 from pipeline.errors import InputError, ValidationError
+from pipeline.shares import prepare
 from pipeline.frequencies import UNKNOWN, frequencies, wide, wilson_interval
 
 runner = CliRunner()
@@ -144,10 +145,13 @@ def test_cli_writes_csv_that_matches_the_library(codings_file, codings, tmp_path
     result = runner.invoke(app, ["frequencies", str(codings_file), "--by", "program", "--level", "theme", "--out", str(out)])
     assert result.exit_code == 0, result.output
     written = pd.read_csv(out)
-    expected = frequencies(codings, CODEBOOK, by=["program"], level="theme")
+    counted = frequencies(codings, CODEBOOK, by=["program"], level="theme")
+    expected = frequencies(codings, CODEBOOK, by=["program"], level="theme", estimator=prepare(codings, codebook=CODEBOOK)[1])
     assert list(written.columns) == list(expected.columns)
     assert written["n_with"].tolist() == expected["n_with"].tolist()
+    assert set(written["method"]) == {"adjusted"} and "shares: adjusted" in result.output
     np.testing.assert_allclose(written["share"], expected["share"], atol=1e-6)
+    np.testing.assert_allclose(written["raw_share"], counted["share"], atol=1e-6)
 
 
 def test_cli_xlsx_has_a_sheet_per_level_with_readable_names(codings_file, tmp_path):
@@ -157,7 +161,7 @@ def test_cli_xlsx_has_a_sheet_per_level_with_readable_names(codings_file, tmp_pa
     book = load_workbook(out, read_only=True)
     assert book.sheetnames == ["Codes", "Themes"]
     header = next(book["Themes"].iter_rows(values_only=True))
-    assert "Quotes in group" in header and "Share of quotes" in header
+    assert "Quotes in group" in header and "Estimated share of quotes" in header
 
 
 def test_cli_json_wide(codings_file, tmp_path):

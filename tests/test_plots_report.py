@@ -99,7 +99,9 @@ def test_report_is_self_contained_with_provenance_and_origin_notice(analysis_dir
     assert f"{written} of the {len(codings)} quotes have <code>origin=written</code>" in page
     assert "demonstrate the tool and are not findings" in page
     assert "@media print" in page
-    assert "secret testimonial" not in page
+    # exemplar quotes: seed (real-origin) rows before written ones, every finding of written rows marked
+    assert "<blockquote>secret testimonial number 0<cite>" in page
+    assert page.count('<span class="demo">[demonstration data]</span>') >= 3
 
 
 def test_report_escapes_organization_sector_and_code_names(codings):
