@@ -75,8 +75,9 @@ def read_human(path: str | Path, code_ids: Sequence[str]) -> pd.DataFrame:
         require_columns(table, ["id"])
         if column not in table.columns:
             raise InputError(f"{file}: no column 'codes' (or 'labels'); expected the people's code ids per quote")
+        first_row = 1 if file.suffix.lower() == ".jsonl" else 2  # the row a person sees: JSONL line, or below the header
         for number, (quote_id, cell, coder) in enumerate(
-            zip(table["id"], table[column], table["coder"] if "coder" in table.columns else [""] * len(table)), start=2
+            zip(table["id"], table[column], table["coder"] if "coder" in table.columns else [""] * len(table)), start=first_row
         ):
             codes = _code_list(cell)
             unknown = sorted(set(codes) - known)
