@@ -66,7 +66,9 @@ class CoderCodings:
 
 def read_coder_file(path: str | Path) -> CoderCodings:
     """Read a codings file (``id`` and ``codes`` columns); the coder is its ``coder`` column
-    when that holds one name, else the file's stem."""
+    when that holds one name, else the file's stem. A file with people's decisions applied
+    (a ``model_codes`` column) is read as the model's own codings, so a reviewer is never
+    compared with their own decisions."""
     path = Path(path)
     table = read_table(path)
     missing = [c for c in ("id", "codes") if c not in table.columns]
@@ -74,9 +76,13 @@ def read_coder_file(path: str | Path) -> CoderCodings:
         raise InputError(
             f"{path}: missing column(s) {', '.join(missing)}; agreement needs 'id' and 'codes' (code ids joined by ';')"
         )
-    coders = {row.get("coder", "").strip() for row in table.rows} - {""}
+    rows = table.rows
+    if "model_codes" in table.columns:
+        rows = [{**row, "codes": row["model_codes"], "coder": "" if row.get("coded_by", "").strip() == "person" else row.get("coder", "")}
+                for row in rows]
+    coders = {row.get("coder", "").strip() for row in rows} - {""}
     name = coders.pop() if len(coders) == 1 else path.stem
-    return CoderCodings.from_rows(table.rows, name=name, source=str(path))
+    return CoderCodings.from_rows(rows, name=name, source=str(path))
 
 
 @dataclass(frozen=True)

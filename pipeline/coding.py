@@ -4,7 +4,7 @@ quotes into the codings layout, and tagging one testimonial with its evidence.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Sized
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
@@ -12,17 +12,21 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
+from .exports import ExportFormat, export_format, file_time, write_codings
+from .columns import ReadOptions
 from .ingest import read_quotes
 from .labels import load_labels
 from .model import TrainedCoder, load_coder, model_is_stale, save_coder, train_coder
 from .paths import DEFAULT_MODEL_DIR
-from .records import Codebook, Quote
-from .tables import write_table
+from .progress import task
+from .records import Codebook, Quote, quote_id
+from .review import PersonCoding, apply_decisions
 
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 512
-OUTPUT_SUFFIXES = (".csv", ".jsonl")
+PERSON_COLUMNS = ("model_codes", "coded_by")
+"""Written by `code` after the layout: the model's own codes, and ``person`` or ``model``."""
 
 
 def coding_columns(code_ids: Sequence[str]) -> list[str]:
@@ -55,21 +59,58 @@ def default_coder(codebook: Codebook, *, labels_dir=None, model_dir=None, encode
 
 def code_quotes(quotes: Iterable[Quote], coder: TrainedCoder, chunk_size: int = CHUNK_SIZE) -> Iterator[dict]:
     """Codings-layout rows in input order, computed chunk by chunk (bounded memory)."""
+    total = len(quotes) if isinstance(quotes, Sized) else None
     iterator = iter(quotes)
-    while chunk := list(islice(iterator, chunk_size)):
-        yield from coder.code_rows(chunk)
+    with task("coding", total, unit="quotes") as bar:
+        while chunk := list(islice(iterator, chunk_size)):
+            rows = coder.code_rows(chunk)
+            bar.advance(len(chunk))
+            yield from rows
 
 
-def code_file(input_path: str | Path, output_path: str | Path, coder: TrainedCoder, *, text_column: str | None = None) -> int:
-    """Code every row of a table into ``output_path`` (CSV or JSONL); returns the row count."""
+def read_input(path: str | Path, options: ReadOptions = ReadOptions()) -> tuple[Quote, ...]:
+    """The quotes of one input, as ``ingest`` reads them; its notices logged (never a quote's text)."""
+    result = read_quotes([path], options)
+    for notice in result.notices:
+        log.warning("notice: %s", notice)
+    return result.quotes
+
+
+def stdin_quotes(stream: Iterable[str]) -> tuple[Quote, ...]:
+    """Testimonials from standard input, one per non-blank line (line numbers as sources)."""
+    quotes = tuple(Quote(quote_id(line.strip(), f"stdin:line {n}"), line.strip(), source=f"stdin:line {n}")
+                   for n, line in enumerate(stream, start=1) if line.strip())
+    if not quotes:
+        raise InputError("tag -: standard input held no testimonial; pipe one per line")
+    return quotes
+
+
+def carry_columns(quotes: Sequence[Quote], rows: Iterable[dict]) -> Iterator[dict]:
+    """Codings rows with each quote's carried input columns added."""
+    for quote, row in zip(quotes, rows):
+        row.update(quote.extra)
+        yield row
+
+
+def code_file(input_path: str | Path, output_path: str | Path, coder: TrainedCoder, *, options: ReadOptions = ReadOptions(),
+              decisions: Mapping[str, PersonCoding] | None = None,
+              format: ExportFormat | None = None, indicators: bool = False) -> int:
+    """Code every row of a table into ``output_path``; returns the row count.
+
+    The output is written by :func:`pipeline.exports.write_codings`: CSV, JSONL, XLSX, SPSS,
+    Stata by its suffix, or ``format`` (e.g. R); ``indicators`` adds a 0/1 column per code.
+
+    ``decisions`` (from :func:`~pipeline.review.read_decisions`) replace the model's codes of
+    the quotes a person decided (same id and text); ``coded_by`` says which rows they are."""
     output_path = Path(output_path)
-    if output_path.suffix.lower() not in OUTPUT_SUFFIXES:
-        raise InputError(f"{output_path}: output must end in {' or '.join(OUTPUT_SUFFIXES)}")
+    format = export_format(output_path, format)
     if Path(input_path).resolve() == output_path.resolve():
         raise InputError(f"{output_path}: output would overwrite the input; choose another --out")
-    quotes = read_quotes([input_path], text_column=text_column, deduplicate=False).quotes
-    rows = list(code_quotes(quotes, coder))
-    write_table(output_path, rows, coding_columns(coder.code_ids))
+    quotes = read_input(input_path, options)
+    rows = list(apply_decisions(carry_columns(quotes, code_quotes(quotes, coder)), decisions or {}))
+    carried = tuple(dict.fromkeys(name for q in quotes for name, _ in q.extra))
+    write_codings(output_path, rows, [*coding_columns(coder.code_ids), *PERSON_COLUMNS, *carried], coder.codebook,
+                  format=format, indicators=indicators, timestamp=file_time(input_path))
     return len(rows)
 
 

@@ -80,6 +80,12 @@ COMPARISON_COLUMNS: tuple[str, ...] = (
     "summary",
 )
 
+PERCENT_COLUMNS: frozenset[str] = frozenset({
+    "share_a", "share_b", "difference", "ci_low", "ci_high", "organization_share_a", "organization_share_b",
+    "bootstrap_ci_low", "bootstrap_ci_high", "raw_share_a", "raw_share_b", "raw_difference",
+})
+"""Fractions shown as percentages (with "(%)" in the header) in XLSX; differences in points."""
+
 READABLE_NAMES: dict[str, str] = {
     "level": "Level",
     "id": "Code or theme id",

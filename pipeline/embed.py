@@ -11,8 +11,10 @@ published sha256) or any local sentence-transformers folder, on one of three bac
   picks it when onnxruntime is installed, else torch with a warning.
 
 ONNX exports are built once per weights hash under ``<cache>/encoders/`` and checked by hash
-each time they are reused. Nothing is ever downloaded: the offline switches are set before
-sentence-transformers is imported and every load is local-only without remote code.
+each time they are reused; a reused export of the usual layout runs on onnxruntime and
+tokenizers alone (:mod:`pipeline.onnx_encoder`), without importing sentence-transformers.
+Nothing is ever downloaded: the offline switches are set before sentence-transformers is
+imported and every load is local-only without remote code.
 
 Note on int8: dynamic quantization scales activations per batch, so with ``onnx-int8`` a
 text's vector depends slightly on the texts batched with it (cosine about 0.99). Batches are
@@ -44,6 +46,7 @@ import numpy as np
 from .embedding_cache import EmbeddingCache, normalize_text, text_digest
 from .errors import EncoderError
 from .files import atomic_write_text, sha256_file
+from .onnx_encoder import OnnxSentenceModel
 from .paths import cache_dir as default_cache_dir
 
 for _switch in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "HF_HUB_DISABLE_TELEMETRY"):
@@ -225,7 +228,7 @@ def load_encoder(
         quantize = resolved == "onnx-int8"
         backend_name = f"onnx-int8-{INT8_RECIPE}" if quantize else "onnx"
         export = _onnx_export(folder, weights_sha256, backend_name, quantize, root)
-        st_model = _sentence_transformer(
+        st_model = OnnxSentenceModel.load(export.folder, export.onnx_file) or _sentence_transformer(
             export.folder,
             backend="onnx",
             model_kwargs={
@@ -479,6 +482,13 @@ def _quiet(*names: str) -> Iterator[None]:
 
 @contextlib.contextmanager
 def _progress_bar(total: int | None, show: bool) -> Iterator[Any]:
+    """A step of the command's progress display when one is shown (see pipeline.progress), else tqdm's bar."""
+    from .progress import is_shown, task
+
+    if show and is_shown():
+        with task("embedding", total, unit="texts") as bar:
+            yield bar
+        return
     from tqdm.auto import tqdm
 
     with tqdm(total=total, disable=not show, unit="text", desc="embedding", delay=1.0) as bar:

@@ -68,11 +68,16 @@ READABLE_NAMES: dict[str, str] = {
 }
 
 
-def read_codings(path: str | Path) -> pd.DataFrame:
-    """Read a codings file (CSV, TSV, XLSX or JSONL) with every cell as text."""
-    from .tables import read_table
+PERCENT_COLUMNS: frozenset[str] = frozenset({"share", "ci_low", "ci_high", "raw_share", "raw_ci_low", "raw_ci_high"})
+"""Fractions shown as percentages (with "(%)" in the header) in XLSX."""
 
-    frame = as_frame(read_table(Path(path)))
+
+def read_codings(path: str | Path) -> pd.DataFrame:
+    """Read a codings file (CSV, TSV, XLSX or JSONL) with every cell as text; a codings workbook
+    written by framecode is read under its column ids."""
+    from .exports import read_codings_table
+
+    frame = as_frame(read_codings_table(Path(path)))
     frame.attrs["source"] = str(path)
     return frame
 
@@ -180,6 +185,14 @@ def frequencies(
     for col in ("n_quotes", "n_with", "n_organizations_with", "n_organizations", "n_human"):
         table[col] = table[col].astype("int64")
     return table
+
+
+def wide_names(codebook: Codebook) -> dict[str, str]:
+    """Readable XLSX headers of the code and theme columns of :func:`wide`: their names."""
+    names = {t.id: t.name for t in codebook.themes}
+    names.update({f"theme:{t.id}": f"{t.name} (theme)" for t in codebook.themes})
+    names.update({c.id: c.name for c in codebook.codes})
+    return names
 
 
 def wide(table: pd.DataFrame, value: str = "share") -> pd.DataFrame:

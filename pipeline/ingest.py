@@ -1,38 +1,45 @@
-"""Ingest: tables (CSV, TSV, XLSX, JSONL) and documents (TXT, Markdown, HTML) into quotes.
+"""Ingest: tables (CSV, TSV, XLSX, JSONL) and documents (TXT, Markdown, HTML, Word, PDF) into quotes.
+
+One reader for every command (``ingest``, ``code``, ``tag --file``, ``recode``'s spreadsheets
+and documents) and one policy, applied the same way by :mod:`pipeline.runs` when it streams:
+
+- a row whose text is blank is skipped and reported (a survey's unanswered question);
+- an exact duplicate (same text, organization and id, or no id) is kept once and reported;
+  the same id on different quotes is a problem;
+- a file that is not UTF-8 is read as cp1252, and every row with a non-ASCII character is
+  reported so it can be checked;
+- a quote of any length is read; one with a sentence longer than the encoder reads is
+  reported (the model reads it whole: sentence by sentence and through its words);
+- a file or sheet without quotes is reported; no quotes at all is an error.
 
 :func:`read_quotes` validates everything before returning anything: every problem in every
-file is collected and raised at once as an :class:`IngestError` (file, sheet, 1-based row,
-column, rule; never a quote's text). Exact duplicate quotes (same text and organization) are
-kept once and reported as notices, as are rows decoded as cp1252.
+file is collected and raised at once as an :class:`IngestError` (file, sheet, row as the
+spreadsheet shows it, column, rule; never a quote's text).
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
+from .columns import ColumnMap, ReadOptions, map_columns
 from .documents import DOCUMENT_SUFFIXES, PROGRAMS, read_document
 from .errors import InputError, Problem, ValidationError
 from .records import SECTORS, Quote, quote_id
 from .sectors import REGISTRY_FILE, SectorRegistry, closest_sector, default_registry, normalize_sector
-from .tables import READ_SUFFIXES, read_table
+from .tables import READ_SUFFIXES, Table, read_sheets, read_table
 
 INGEST_SUFFIXES: tuple[str, ...] = READ_SUFFIXES + DOCUMENT_SUFFIXES
-TEXT_ALIASES: tuple[str, ...] = ("text", "quote", "testimonial", "statement", "comment", "response")
-FIELD_ALIASES: Mapping[str, tuple[str, ...]] = {
-    "id": ("id",),
-    "organization": ("organization", "org", "organisation"),
-    "program": ("program", "programme"),
-    "sector": ("sector",),
-    "source": ("source",),
-    "origin": ("origin",),
-    "source_url": ("source_url",),
-}
 OUTPUT_COLUMNS: tuple[str, ...] = ("id", "text", "organization", "program", "sector", "source")
 OPTIONAL_OUTPUT_COLUMNS: tuple[str, ...] = ("origin", "source_url")
+LONG_SENTENCE_CHARS = 1000
+"""About the 256 word pieces all-MiniLM-L6-v2 reads of one text; a longer sentence's end is
+seen only by the word features."""
+EMPTY_TEXT = "empty text; row skipped"
+NO_QUOTES = "no quotes found"
 
 
 class IngestError(ValidationError):
@@ -47,197 +54,261 @@ class IngestError(ValidationError):
 
 @dataclass(frozen=True)
 class IngestResult:
-    """Quotes read, in input order, with what is worth telling the user about them."""
+    """Quotes read, in input order, where each came from, and what to tell the user."""
 
     quotes: tuple[Quote, ...]
     notices: tuple[Problem, ...] = ()
     encodings: dict[str, str] = field(default_factory=dict)  # file -> encoding detected
     sector_sources: dict[str, int] = field(default_factory=dict)  # input/registry/rule/unknown
+    places: tuple[tuple[str, int], ...] = ()  # (file, row or line) of each quote
+    problems: tuple[Problem, ...] = ()  # only when read with strict=False
 
     @property
     def unknown_sectors(self) -> int:
         return sum(1 for q in self.quotes if not q.sector)
 
     @property
+    def carried(self) -> tuple[str, ...]:
+        """The input columns carried through, in order of first appearance."""
+        return tuple(dict.fromkeys(name for q in self.quotes for name, _ in q.extra))
+
+    @property
     def columns(self) -> tuple[str, ...]:
-        """Output columns: the quote fields, plus origin/source_url when any quote has them."""
+        """Output columns: the quote fields, origin/source_url when any quote has them, then
+        the carried input columns."""
         extra = tuple(c for c in OPTIONAL_OUTPUT_COLUMNS if any(getattr(q, c) for q in self.quotes))
-        return OUTPUT_COLUMNS + extra
+        return OUTPUT_COLUMNS + extra + self.carried
+
+
+def folder_inputs(folder: str | Path) -> tuple[list[Path], list[Problem]]:
+    """The files of a folder that :func:`read_quotes` reads (sorted), and those it skips, why."""
+    read: list[Path] = []
+    skipped: list[Problem] = []
+    for path in sorted(Path(folder).iterdir()):
+        if path.is_dir() or path.name.startswith("."):
+            continue
+        if path.name.startswith("~$"):
+            skipped.append(Problem(str(path), "skipped: an Office lock file, not a document"))
+        elif path.suffix.lower() not in INGEST_SUFFIXES:
+            skipped.append(Problem(str(path), f"skipped: file type {path.suffix or '(none)'!r} is not read; "
+                                              f"expected one of {', '.join(INGEST_SUFFIXES)}"))
+        elif path.name == REGISTRY_FILE.name:
+            skipped.append(Problem(str(path), "skipped: the organization registry (sectors), not quotes"))
+        else:
+            read.append(path)
+    return read, skipped
 
 
 def corpus_paths(folder: str | Path) -> list[Path]:
     """Files of a folder that ``read_quotes`` reads (sorted; the sector registry left out)."""
-    folder = Path(folder)
-    return sorted(
-        p
-        for p in folder.iterdir()
-        if p.is_file()
-        and p.suffix.lower() in INGEST_SUFFIXES
-        and p.name != REGISTRY_FILE.name
-        and not p.name.startswith(".")
-    )
+    return folder_inputs(folder)[0]
 
 
 def read_quotes(
     paths: Iterable[str | Path],
+    options: ReadOptions = ReadOptions(),
     *,
-    text_column: str | None = None,
     redact: Callable[[str], str] | None = None,
     registry: SectorRegistry | None = None,
-    deduplicate: bool = True,
+    strict: bool = True,
 ) -> IngestResult:
-    """Read, validate and attribute the quotes of every file (folders: :func:`corpus_paths`).
+    """Read, validate and attribute the quotes of every file (folders: :func:`folder_inputs`).
 
-    With ``deduplicate`` an exact duplicate quote is kept once (and reported); without it,
-    every row is kept, so outputs can have one row per input row.
-    Raises :class:`IngestError` listing every problem when any file has one.
+    Raises :class:`IngestError` listing every problem when any file has one, or when no file
+    holds a quote; with ``strict=False`` the problems are returned in the result instead
+    (rows with a problem left out).
     """
-    state = _Ingest(registry or default_registry(), redact, deduplicate)
-    files = [f for p in paths for f in (corpus_paths(p) if Path(p).is_dir() else [Path(p)])]
+    state = _Ingest(registry or default_registry(), redact, options)
+    files: list[Path] = []
+    for given in map(Path, paths):
+        if given.is_dir():
+            inside, skipped = folder_inputs(given)
+            files += inside
+            state.notices += skipped
+        else:
+            files.append(given)
     for path in files:
         suffix = path.suffix.lower()
         if suffix not in INGEST_SUFFIXES:
-            state.problem(Problem(str(path), f"unsupported file type {path.suffix or '(none)'!r}; expected one of {', '.join(INGEST_SUFFIXES)}"))
+            state.problems.append(Problem(str(path), f"unsupported file type {path.suffix or '(none)'!r}; expected one of {', '.join(INGEST_SUFFIXES)}"))
         elif not path.is_file():
-            state.problem(Problem(str(path), "no such file"))
+            state.problems.append(Problem(str(path), "no such file"))
         else:
+            before = len(state.quotes)
             try:
                 if suffix in DOCUMENT_SUFFIXES:
                     state.add_document(path)
+                elif suffix == ".xlsx":
+                    state.add_workbook(path)
                 else:
-                    state.add_table(path, text_column)
+                    state.add_table(read_table(path, strict=False))
             except ValidationError as exc:
                 state.problems.extend(exc.problems)
             except InputError as exc:
-                state.problem(Problem(str(path), str(exc).removeprefix(f"{path}: ")))
-    if state.problems:
+                state.problems.append(Problem(str(path), str(exc).removeprefix(f"{path}: ")))
+            if len(state.quotes) == before and not any(p.file == str(path) for p in state.problems):
+                state.notices.append(Problem(str(path), NO_QUOTES))
+    if strict and not state.problems and not state.quotes:
+        where = ", ".join(str(p) for p in paths)
+        state.problems.append(Problem(where, f"{NO_QUOTES} in {len(files)} file(s); see the notices"))
+    if strict and state.problems:
         raise IngestError(state.problems, state.notices, len(files))
-    return IngestResult(tuple(state.quotes), tuple(state.notices), state.encodings, dict(state.sector_sources))
+    return IngestResult(tuple(state.quotes), tuple(state.notices), state.encodings, dict(state.sector_sources),
+                        tuple(state.places), tuple(state.problems))
+
+
+def long_sentence(text: str) -> int:
+    """The length of ``text``'s longest sentence when it exceeds :data:`LONG_SENTENCE_CHARS`, else 0."""
+    if len(text) <= LONG_SENTENCE_CHARS:
+        return 0
+    from .features import split_sentences
+
+    longest = max(len(s) for s in split_sentences([text])[0])
+    return longest if longest > LONG_SENTENCE_CHARS else 0
+
+
+def long_sentence_notice(length: int) -> str:
+    return (f"a sentence of {length:,} characters is longer than the encoder reads (about "
+            f"{LONG_SENTENCE_CHARS:,}); the quote is coded whole, but that sentence's end only through its words")
 
 
 class _Ingest:
     """Accumulates quotes, problems and notices across files."""
 
-    def __init__(self, registry: SectorRegistry, redact: Callable[[str], str] | None, deduplicate: bool = True):
+    def __init__(self, registry: SectorRegistry, redact: Callable[[str], str] | None, options: ReadOptions):
         self.registry = registry
         self.redact = redact
-        self.deduplicate = deduplicate
+        self.options = options
         self.quotes: list[Quote] = []
+        self.places: list[tuple[str, int]] = []
         self.problems: list[Problem] = []
         self.notices: list[Problem] = []
         self.encodings: dict[str, str] = {}
         self.sector_sources: Counter[str] = Counter()
         self.ids: dict[str, str] = {}  # id -> where first seen
-        self.seen: dict[tuple[str, str], str] = {}  # (text, organization) -> where first seen
-
-    def problem(self, problem: Problem) -> None:
-        self.problems.append(problem)
+        self.seen: dict[tuple[str, str, str], str] = {}  # (text, organization, given id) -> where first seen
 
     def add_document(self, path: Path) -> None:
-        document = read_document(path)
+        document = read_document(path, speakers=self.options.speakers)
         self.encodings[str(path)] = document.encoding
         if not document.quotes:
-            self.notices.append(Problem(str(path), "no attributed quotes found (a quoted passage followed by a line naming its organization)"))
+            if self.options.speakers:
+                seen = ", ".join(document.speakers) or "none"
+                rule = f"no turns by {', '.join(self.options.speakers)} (speakers found: {seen})"
+            else:
+                rule = ("no attributed quotes found (a quoted passage followed by a line naming its organization; "
+                        "for an interview transcript pass --speaker LABEL)")
+            self.notices.append(Problem(str(path), rule))
         for quote in document.quotes:
-            where = _Where(str(path), quote.line)
-            self.add(where, text=quote.text, organization=quote.organization, program=quote.program,
-                     source=f"{path.name}:line {quote.line}")
+            extra = (("speaker", quote.speaker),) if quote.speaker else ()
+            self.add(_Where(str(path), quote.line), {"text": quote.text, "organization": quote.organization,
+                                                    "program": quote.program},
+                     source=f"{path.name}:{document.place(quote.line)}", extra=extra)
 
-    def add_table(self, path: Path, text_column: str | None) -> None:
-        table = read_table(path, strict=False)
-        self.encodings[str(path)] = table.encoding
+    def add_workbook(self, path: Path) -> None:
+        """Every sheet with a text column (or the one ``--sheet`` names); others are noticed."""
+        tables, unusable = read_sheets(path, self.options.sheet)
+        self.encodings[str(path)] = "xlsx"
+        chosen = self.options.sheet is not None or len(tables) + len(unusable) == 1
+        (self.problems if chosen else self.notices).extend(
+            Problem(p.file, p.rule if chosen else f"skipped: {p.rule}", sheet=p.sheet) for p in unusable)
+        usable = []
+        for table in tables:
+            try:
+                usable.append((table, map_columns(table.columns, self.options)))
+            except InputError as exc:
+                if chosen:
+                    self.problems.append(Problem(str(path), str(exc), sheet=table.sheet))
+                else:
+                    self.notices.append(Problem(str(path), f"sheet skipped: {exc}", sheet=table.sheet))
+        if tables and not usable and not chosen:
+            self.problems.append(Problem(str(path), "no sheet has a text column; name it with --text-column, or pick a sheet with --sheet"))
+        for table, columns in usable:
+            program = PROGRAMS.get((table.sheet or "").strip().casefold(), "")
+            if program and not columns.fields["program"]:
+                self.notices.append(Problem(str(path), f"no program column: program {program} taken from the sheet's name",
+                                            sheet=table.sheet))
+            self._add_rows(table, columns, (("sheet", table.sheet or ""),), program=program)
+
+    def add_table(self, table: Table) -> None:
+        self.encodings[str(table.path)] = table.encoding
+        try:
+            columns = map_columns(table.columns, self.options)
+        except InputError as exc:
+            self.problems.append(Problem(str(table.path), str(exc)))
+            return
+        self._add_rows(table, columns)
+
+    def _add_rows(self, table: Table, columns: ColumnMap, added: tuple[tuple[str, str], ...] = (), *, program: str = "") -> None:
+        """Add a table's rows; ``program`` fills the program when the table has no program column."""
         self.problems.extend(table.problems)
         self.notices.extend(table.notices)
-        mapping = self._columns(path, table.columns, table.sheet, text_column)
-        if mapping is None:
-            return
         for number, row in zip(table.row_numbers, table.rows):
-            where = _Where(str(path), number, table.sheet)
-            values = {name: row[column] if column else "" for name, column in mapping.items()}
-            self.add(
-                where,
-                text=values["text"],
-                organization=values["organization"],
-                program=values["program"],
-                sector=values["sector"],
-                id=values["id"],
-                source=values["source"].strip() or f"{path.name}:row {number}",
-                origin=values["origin"],
-                source_url=values["source_url"],
-                columns=mapping,
-            )
+            values = columns.values(row)
+            if not columns.fields["program"]:
+                values["program"] = program
+            sheet = f"{table.sheet} " if table.sheet else ""
+            source = values["source"].strip() or f"{table.path.name}:{sheet}row {number}"
+            self.add(_Where(str(table.path), number, table.sheet), values, source=source,
+                     extra=added + columns.extra(row), columns=columns.fields)
 
-    def _columns(self, path: Path, columns: Sequence[str], sheet: str | None, text_column: str | None) -> dict[str, str] | None:
-        """Field name -> column name ("" when absent); None when there is no text column."""
-        by_name = {c.casefold(): c for c in columns}
-        mapping = {name: next((by_name[a] for a in aliases if a in by_name), "") for name, aliases in FIELD_ALIASES.items()}
-        if text_column is not None:
-            text = by_name.get(text_column.strip().casefold(), "")
-            if not text:
-                self.problem(Problem(str(path), f"no column {text_column!r} (from --text-column); columns: {', '.join(columns)}", sheet=sheet))
-                return None
-        else:
-            candidates = [by_name[a] for a in TEXT_ALIASES if a in by_name]
-            if not candidates:
-                self.problem(Problem(str(path), f"no text column; name one of {', '.join(TEXT_ALIASES)} or pass --text-column (columns: {', '.join(columns)})", sheet=sheet))
-                return None
-            if len(candidates) > 1 and candidates[0].casefold() != "text":
-                self.problem(Problem(str(path), f"several possible text columns ({', '.join(candidates)}); choose one with --text-column", sheet=sheet))
-                return None
-            text = candidates[0]
-        return {"text": text, **mapping}
-
-    def add(self, where: _Where, *, text: str, organization: str = "", program: str = "", sector: str = "",
-            id: str = "", source: str, origin: str = "", source_url: str = "", columns: Mapping[str, str] | None = None) -> None:
+    def add(self, where: _Where, values: dict[str, str], *, source: str, extra: tuple[tuple[str, str], ...] = (),
+            columns: dict[str, str] | None = None) -> None:
         """Validate one quote and keep it, or record why not."""
         columns = columns or {}
-        text = text.strip()
-        if self.redact is not None and text:
-            text = self.redact(text)
-        organization = " ".join(organization.split())
-        place = _place(where)
-        given_sector = normalize_sector(sector)
-        ok = bool(text)
+        text = values["text"].strip()
         if not text:
-            self.problem(_at(where, "empty text; fill it in or delete the row", columns.get("text")))
+            self.notices.append(_at(where, EMPTY_TEXT, columns.get("text")))
+            return
+        if self.redact is not None:
+            text = self.redact(text)
+        organization = " ".join(values.get("organization", "").split())
+        given_id = values.get("id", "").strip()
+        sector = values.get("sector", "")
+        given_sector = normalize_sector(sector)
+        place = _place(where)
+        key = (text, organization.casefold(), given_id)
+        if key in self.seen:
+            self.notices.append(_at(where, f"exact duplicate of the quote at {self.seen[key]} (same text, organization and id); kept once"))
+            return
+        self.seen[key] = place
+        ok = True
         if given_sector and given_sector not in SECTORS:
             hint = closest_sector(sector)
             advice = f"did you mean {hint!r}?" if hint else f"expected one of {', '.join(SECTORS)}"
-            self.problem(_at(where, f"unknown sector {sector.strip()!r}; {advice}", columns.get("sector")))
+            self.problems.append(_at(where, f"unknown sector {sector.strip()!r}; {advice}", columns.get("sector")))
             ok = False
-        key = (text, organization.casefold())
-        if self.deduplicate and text and key in self.seen:
-            self.notices.append(_at(where, f"exact duplicate of the quote at {self.seen[key]} (same text and organization); kept once"))
-            return
-        quote_key = id.strip() or quote_id(text, source)
-        if not text and not id.strip():
-            return
+        quote_key = given_id or quote_id(text, source)
         if quote_key in self.ids:
-            self.problem(_at(where, f"duplicate id {quote_key!r} (first at {self.ids[quote_key]}); ids must be unique", columns.get("id")))
+            self.problems.append(_at(where, f"duplicate id {quote_key!r} (first at {self.ids[quote_key]}); ids must be unique", columns.get("id")))
             ok = False
         else:
             self.ids[quote_key] = place
-        self.seen[key] = place
         if not ok:
             return
+        if length := long_sentence(text):
+            self.notices.append(_at(where, long_sentence_notice(length), columns.get("text")))
+        program = values.get("program", "").strip()
         resolved, how = self.registry.resolve(organization, given_sector)
         self.sector_sources[how] += 1
+        self.places.append((where.file, where.row))
         self.quotes.append(
             Quote(
                 id=quote_key,
                 text=text,
                 organization=organization,
-                program=PROGRAMS.get(program.strip().casefold(), program.strip()),
+                program=PROGRAMS.get(program.casefold(), program),
                 sector=resolved,
                 source=source,
-                origin=origin.strip(),
-                source_url=source_url.strip(),
+                origin=values.get("origin", "").strip(),
+                source_url=values.get("source_url", "").strip(),
+                extra=extra,
             )
         )
 
 
 class _Where(NamedTuple):
-    """Where a quote came from: file, 1-based row (tables) or line (documents), sheet."""
+    """Where a quote came from: file, row as the spreadsheet shows it (tables) or line (documents), sheet."""
 
     file: str
     row: int
@@ -265,6 +336,8 @@ def summarize(result: IngestResult) -> list[str]:
         + f" ({result.unknown_sectors} unknown)",
         "encodings: " + ", ".join(f"{Path(f).name} {e}" for f, e in result.encodings.items()),
     ]
+    if result.carried:
+        lines.append("columns carried through: " + ", ".join(result.carried))
     if result.notices:
         lines.append(f"{len(result.notices)} notice(s):")
         lines.extend(f"  - {n}" for n in result.notices)

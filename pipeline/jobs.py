@@ -67,12 +67,13 @@ def code_corpus(codebook: Codebook, *, corpus_dir: Path = CORPUS_DIR, model_dir:
 
 def people_codes(codings: pd.DataFrame, codebook: Codebook, labels_dir: Path = LABELS_DIR) -> pd.DataFrame:
     """The labelled corpus's codes (``id``, ``codes``, ``coder``) for the quotes of ``codings`` that
-    people coded; a reviewer's later coding (``labels/human/``) wins over the adjudicated one."""
+    people coded; a reviewer's decision (``labels/human/``) wins over the adjudicated one and
+    covers written quotes too."""
     wanted = set(codings["id"].astype(str))
     rows = [
         {"id": q.id, "codes": ";".join(q.codes), "coder": PEOPLE if q.coder == "adjudicated" else q.coder}
         for q in load_labels(codebook, labels_dir).quotes
-        if q.id in wanted and q.origin in ("real", "seed", "reviewed")
+        if q.id in wanted and (q.reviewed or q.origin in ("real", "seed"))
     ]
     return pd.DataFrame(rows, columns=["id", "codes", "coder"])
 

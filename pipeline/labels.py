@@ -4,7 +4,8 @@
 adjudicated), ``labels/written_statements.jsonl`` (testimonials written for the
 demonstration) and ``labels/human/<coder>.jsonl`` (codings brought back by
 ``framecode review import``). Every row names its ``origin``; real rows name the source
-page, which is the unit that cross-validation holds out.
+page, which is the unit that cross-validation holds out. A reviewer's decision replaces the
+codes of the same id and marks the quote ``reviewed`` (trained at full weight).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from .errors import InputError, Problem, ValidationError
 from .files import sha256_file
 from .paths import LABELS_DIR
 from .records import Codebook
+from .review import human_files
 
 LABEL_FILES = {"real_statements.jsonl": "real", "written_statements.jsonl": "written"}
 
@@ -38,6 +40,7 @@ class LabelledQuote:
     organization: str = ""
     program: str = ""
     sector: str = ""
+    reviewed: bool = False  # a person decided its codes in the review loop
 
     @classmethod
     def from_json(cls, data: dict, *, origin: str = "", coder: str = "adjudicated") -> LabelledQuote:
@@ -57,7 +60,8 @@ class LabelledQuote:
 
 @dataclass(frozen=True)
 class LabelledSet:
-    """Labelled quotes plus the hash of the files they came from."""
+    """Labelled quotes plus the digest of each file they came from: the file's sha256, or for a
+    reviewer's file the sha256 of what training reads (ids, texts, codes; not notes or dates)."""
 
     quotes: tuple[LabelledQuote, ...]
     files_sha256: dict[str, str]
@@ -66,10 +70,6 @@ class LabelledSet:
     def content_hash(self) -> str:
         joined = "\n".join(f"{name}:{digest}" for name, digest in sorted(self.files_sha256.items()))
         return hashlib.sha256(joined.encode()).hexdigest()
-
-    def select(self, origins: Iterable[str]) -> LabelledSet:
-        wanted = set(origins)
-        return LabelledSet(tuple(q for q in self.quotes if q.origin in wanted), self.files_sha256)
 
     def matrix(self, code_ids: Sequence[str]) -> np.ndarray:
         """Binary (n_quotes, n_codes) indicator matrix in ``code_ids`` order."""
@@ -100,7 +100,7 @@ def load_labels(codebook: Codebook, labels_dir: str | Path | None = None) -> Lab
     """
     folder = Path(labels_dir) if labels_dir is not None else LABELS_DIR
     paths = [folder / name for name in LABEL_FILES if (folder / name).exists()]
-    reviewed = sorted((folder / "human").glob("*.jsonl")) if (folder / "human").is_dir() else []
+    reviewed = human_files(folder / "human") if (folder / "human").is_dir() else []  # adjudicated.jsonl last: it wins
     if not paths and not reviewed:
         raise InputError(f"{folder}: no labelled files ({', '.join(LABEL_FILES)}); add labelled quotes first")
     known = set(codebook.code_ids)
@@ -125,12 +125,22 @@ def load_labels(codebook: Codebook, labels_dir: str | Path | None = None) -> Lab
                 problems.append(Problem(str(path), "empty text", row=row_no, column="text"))
             if quote.id in by_id and not is_reviewed:
                 problems.append(Problem(str(path), f"duplicate id {quote.id!r}", row=row_no, column="id"))
-            if is_reviewed and quote.id in by_id:
-                quote = replace(by_id[quote.id], codes=quote.codes, coder=quote.coder)
+            if is_reviewed:
+                quote = replace(by_id.get(quote.id, quote), codes=quote.codes, coder=quote.coder, reviewed=True)
             by_id[quote.id] = quote
     if problems:
         raise ValidationError(problems, f"{len(problems)} problem(s) in the labelled files")
-    return LabelledSet(tuple(by_id.values()), {p.relative_to(folder).as_posix(): sha256_file(p) for p in [*paths, *reviewed]})
+    digests = {p.relative_to(folder).as_posix(): sha256_file(p) for p in paths}
+    digests.update({p.relative_to(folder).as_posix(): _training_digest(p) for p in reviewed})
+    return LabelledSet(tuple(by_id.values()), digests)
+
+
+def _training_digest(path: Path) -> str:
+    """sha256 of the ids, texts and codes of a reviewer's file, in order: editing a note (or
+    re-importing the same decisions) leaves it unchanged, so the model stays current."""
+    rows = [[str(d.get("id")), str(d.get("text")), sorted(map(str, d.get("codes") or d.get("labels") or []))]
+            for _, d in _read_jsonl(path, [])]
+    return hashlib.sha256(json.dumps(rows, ensure_ascii=False).encode()).hexdigest()
 
 
 def _read_jsonl(path: Path, problems: list[Problem]) -> Iterable[tuple[int, dict]]:

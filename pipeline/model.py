@@ -36,7 +36,7 @@ from .features import (
     zero_shot_scores,
 )
 from .files import atomic_write_text, sha256_file, sha256_text
-from .labels import LabelledSet
+from .labels import LabelledQuote, LabelledSet
 from .paths import DEFAULT_MODEL_DIR
 from .records import Codebook, Quote
 
@@ -219,16 +219,17 @@ def train_coder(
     origin_weights: Mapping[str, float] | None = None,
     name: str = "default",
 ) -> TrainedCoder:
-    """Fit the supervised coder on every labelled quote (weighted by origin)."""
+    """Fit the supervised coder on every labelled quote (weighted by origin; a reviewer's
+    decision at the ``reviewed`` weight whatever the quote's origin)."""
     spec = spec or FeatureSpec.from_cue_file()
     params = {**DEFAULT_PARAMS, **(params or {})}
     weights_by_origin = {**ORIGIN_WEIGHTS, **(origin_weights or {})}
-    labels = labels.select(o for o, w in weights_by_origin.items() if w > 0)
+    labels = LabelledSet(tuple(q for q in labels.quotes if quote_weight(q, weights_by_origin) > 0), labels.files_sha256)
     if len(labels) == 0:
         raise ModelError("no labelled quotes to train on; add rows to labels/real_statements.jsonl")
     texts = labels.texts
     Y = labels.matrix(codebook.code_ids)
-    weights = np.array([weights_by_origin[q.origin] for q in labels.quotes])
+    weights = np.array([quote_weight(q, weights_by_origin) for q in labels.quotes])
     embedded = embed_with_sentences(texts, encoder)
     proto_texts, proto_owner = prototype_texts(codebook)
     prototypes = encoder.encode(proto_texts)
@@ -263,6 +264,12 @@ def train_coder(
     evidence = tuple(Evidence(q.id, q.text, q.codes, q.origin) for q in labels.quotes)
     return TrainedCoder(config, codebook, estimator, spec, prototypes, evidence, embedded.texts, tfidf, encoder,
                         holdout=_holdout(estimator, Y, labels))
+
+
+def quote_weight(quote: LabelledQuote, weights_by_origin: Mapping[str, float]) -> float:
+    """A labelled quote's training weight: a person's review decision counts in full (the
+    ``reviewed`` weight), even over a written row's lower weight."""
+    return weights_by_origin["reviewed"] if quote.reviewed else weights_by_origin[quote.origin]
 
 
 def _holdout(estimator: SupervisedCoder, Y: np.ndarray, labels: LabelledSet) -> dict[str, np.ndarray]:

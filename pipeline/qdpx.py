@@ -139,8 +139,11 @@ def build_project(
     for quote, row in quotes.items():
         text = row.get("text", "")
         coder = str(row.get("coder") or "").strip() or model_id
+        decided = str(row.get("coded_by", "")).strip() == "person" and coder in (human or {})
+        if decided:  # the reviewer's codes come from their own file; here, what the model said
+            coder = model_id
         users.setdefault(coder, "model")
-        for code in split_codes(row.get("codes", "")):
+        for code in split_codes(row.get("model_codes", "") if decided else row.get("codes", "")):
             start, end = evidence_span(text, row.get("evidence", "") or "", code)
             probability = row.get(f"p_{code}", "")
             note = f"coder: {coder} (model)" + (f"; probability: {float(probability):.4f}" if probability else "")
@@ -262,6 +265,12 @@ def load_human(folder: str | Path) -> dict[str, list[dict[str, object]]]:
     return out
 
 
+def _model_coder(rows: Sequence[Mapping[str, str]]) -> str:
+    """The ``coder`` of the first row the model coded (not a person), or ''."""
+    return next((str(r.get("coder") or "").strip() for r in rows
+                 if str(r.get("coded_by", "")).strip() != "person" and str(r.get("coder") or "").strip()), "")
+
+
 def export_qdpx(
     codings: str | Path,
     out: str | Path,
@@ -281,7 +290,7 @@ def export_qdpx(
     if missing:
         raise InputError(f"{path}: missing column(s) {', '.join(missing)}; pass the output of `framecode code` or a run folder")
     model = manifest.get("model") if isinstance(manifest.get("model"), Mapping) else {}
-    model_id = model_id or str(model.get("id") or "") or "framecode-model"
+    model_id = model_id or str(model.get("id") or "") or _model_coder(table.rows) or "framecode-model"
     created = created or run_timestamp(manifest, path)
     if human_dir is not None and not Path(human_dir).is_dir():
         raise InputError(f"{human_dir}: no such folder; pass the folder of human codings (labels/human)")

@@ -39,7 +39,8 @@ def quote_id(text: str, source: str = "") -> str:
 
 @dataclass(frozen=True, slots=True)
 class Quote:
-    """One testimonial with its attribution; ``text`` is kept exactly as read."""
+    """One testimonial with its attribution; ``text`` is kept exactly as read. ``extra`` holds
+    the input's other columns as (output name, value), carried unchanged into every output."""
 
     id: str
     text: str
@@ -49,6 +50,7 @@ class Quote:
     source: str = ""
     origin: str = ""
     source_url: str = ""
+    extra: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_row(cls, row: Mapping[str, object], *, source: str = "") -> Quote:
@@ -71,7 +73,9 @@ class Quote:
         )
 
     def to_row(self) -> dict[str, str]:
-        return asdict(self)
+        """The quote's fields, then its carried columns."""
+        row = {name: getattr(self, name) for name in QUOTE_FIELDS + ("origin", "source_url")}
+        return {**row, **dict(self.extra)}
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ import datetime as dt
 import html
 import json
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +32,8 @@ from .tables import write_table, write_workbook
 PROGRAMS: tuple[str, str] = ("CHP", "DASH")
 TABLE_SUFFIXES: tuple[str, ...] = (".csv", ".xlsx", ".json")
 READABLE_NAMES: dict[str, str] = {**frequencies_module.READABLE_NAMES, **compare_module.READABLE_NAMES}
+PERCENT_COLUMNS: frozenset[str] = frequencies_module.PERCENT_COLUMNS | compare_module.PERCENT_COLUMNS
+PERCENT_FORMAT = "0.0%"
 
 
 # --------------------------------------------------------------------------- tables
@@ -65,12 +67,16 @@ def write_tables(
     tables: Mapping[str, pd.DataFrame],
     *,
     timestamp: dt.datetime | None = None,
+    names: Mapping[str, str] | None = None,
+    percent: Collection[str] = (),
 ) -> Path:
     """Write tables by the suffix of ``path``, atomically.
 
     ``.csv`` takes exactly one table; ``.json`` holds a list of records (one table) or an
-    object of them by table name; ``.xlsx`` has one sheet per table with readable column
-    names (``timestamp`` fixes the workbook's dates).
+    object of them by table name (both keep column ids and fractions); ``.xlsx`` has one
+    sheet per table with readable column names (``names`` adds to :data:`READABLE_NAMES`)
+    and shares shown as percentages, headed "(%)" (:data:`PERCENT_COLUMNS` and ``percent``);
+    ``timestamp`` fixes the workbook's dates.
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -87,12 +93,19 @@ def write_tables(
         payload = next(iter(data.values())) if len(data) == 1 else data
         atomic_write_text(path, json.dumps(payload, ensure_ascii=False, indent=1, allow_nan=False) + "\n")
     else:
-        sheets = {}
-        for name, frame in tables.items():
-            readable = frame.rename(columns=lambda c: READABLE_NAMES.get(str(c), str(c)))
-            sheets[name[:31]] = (_records(readable), [str(c) for c in readable.columns])
-        write_workbook(path, sheets, timestamp=timestamp)
+        headers = _headers([str(c) for frame in tables.values() for c in frame.columns], names or {}, percent)
+        sheets = {name[:31]: (_records(frame.rename(columns=lambda c: headers[str(c)])), [headers[str(c)] for c in frame.columns])
+                  for name, frame in tables.items()}
+        formats = {header: PERCENT_FORMAT for header in headers.values() if header.endswith(" (%)")}
+        write_workbook(path, sheets, timestamp=timestamp, number_formats=formats)
     return path
+
+
+def _headers(columns: Sequence[str], names: Mapping[str, str], percent: Collection[str]) -> dict[str, str]:
+    """Column id -> XLSX header: its readable name, with " (%)" when it holds a share."""
+    readable = {**READABLE_NAMES, **names}
+    shares = PERCENT_COLUMNS | set(percent)
+    return {c: readable.get(c, c) + (" (%)" if c in shares else "") for c in columns}
 
 
 # --------------------------------------------------------------------------- analysis

@@ -2,7 +2,7 @@
 
 Reading never converts a cell: ``None``, ``NA``, ``null`` and ``N/A`` stay text, a UTF-8 BOM
 never reaches a header, embedded newlines survive, and a row with too few or too many fields
-is reported (file and 1-based data row, header excluded), never padded. Writing is atomic and
+is reported (file and row as a spreadsheet shows it: the header is row 1), never padded. Writing is atomic and
 keeps text exact; in XLSX every text cell is stored as a string, never as a formula.
 """
 
@@ -13,6 +13,8 @@ import datetime as dt
 import io
 import json
 import math
+import re
+import sys
 import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,8 +34,8 @@ Row = Mapping[str, object]
 class Table:
     """A table read from a file: header names and rows of exact text.
 
-    ``row_numbers[i]`` is the 1-based data row (header excluded; line for JSONL) of
-    ``rows[i]``. ``problems`` are rows left out because their shape was wrong (only when read
+    ``row_numbers[i]`` is the row of ``rows[i]`` as a spreadsheet shows it (the header is
+    row 1, the first data row row 2; the line for JSONL). ``problems`` are rows left out because their shape was wrong (only when read
     with ``strict=False``); ``notices`` are things worth checking that did not stop reading.
     """
 
@@ -48,7 +50,7 @@ class Table:
 
     def __post_init__(self) -> None:
         if not self.row_numbers:
-            object.__setattr__(self, "row_numbers", tuple(range(1, len(self.rows) + 1)))
+            object.__setattr__(self, "row_numbers", tuple(range(2, len(self.rows) + 2)))
 
 
 def read_table(
@@ -140,17 +142,20 @@ def _header(path: Path, cells: Sequence[str], sheet: str | None = None) -> tuple
 
 
 def _read_delimited(path: Path, text: str, encoding: str, delimiter: str) -> Table:
+    csv.field_size_limit(sys.maxsize)  # a quote may be longer than the csv module's 131,072 characters
     try:
         records = list(csv.reader(io.StringIO(text, newline=""), delimiter=delimiter))
     except csv.Error as exc:
         raise InputError(f"{path}: not a readable {'TSV' if delimiter == chr(9) else 'CSV'} file ({exc})") from None
+    if delimiter == ",":  # undo csv_safe: framecode reads back exactly what it wrote
+        records = [[csv_unescape(cell) for cell in cells] for cells in records]
     if not records:
         raise InputError(f"{path}: file is empty; expected a header row naming the columns (e.g. text)")
     columns = _header(path, records[0])
     rows: list[dict[str, str]] = []
     numbers: list[int] = []
     problems: list[Problem] = []
-    for number, cells in enumerate(records[1:], start=1):
+    for number, cells in enumerate(records[1:], start=2):
         if not cells:  # a blank line
             continue
         if len(cells) != len(columns):
@@ -214,30 +219,50 @@ def _xlsx_cell(value: object) -> str:
 
 
 def _read_xlsx(path: Path, sheet: str | None) -> Table:
+    tables, problems = read_sheets(path, sheet, first_only=sheet is None)
+    if problems:
+        raise InputError(str(problems[0]))
+    return tables[0]
+
+
+def read_sheets(path: str | Path, sheet: str | None = None, *, first_only: bool = False) -> tuple[list[Table], list[Problem]]:
+    """Every worksheet of an XLSX workbook as a table (or only ``sheet``, or the first), and
+    the sheets that cannot be one (empty, no header), each as a problem naming the sheet."""
     import openpyxl
 
+    path = Path(path)
     try:
         workbook = openpyxl.load_workbook(path, read_only=True, data_only=True)
     except Exception as exc:  # noqa: BLE001 - openpyxl raises many unrelated types for bad files
         raise InputError(f"{path}: not a readable XLSX workbook ({type(exc).__name__}); re-save it from Excel as .xlsx") from None
     try:
-        if sheet is None:
-            worksheet = workbook.worksheets[0]
-        elif sheet in workbook.sheetnames:
-            worksheet = workbook[sheet]
-        else:
+        if sheet is not None and sheet not in workbook.sheetnames:
             raise InputError(f"{path}: no sheet {sheet!r}; sheets: {', '.join(workbook.sheetnames)}")
-        name = worksheet.title
-        records = [[_xlsx_cell(v) for v in values] for values in worksheet.iter_rows(values_only=True)]
+        tables: list[Table] = []
+        problems: list[Problem] = []
+        for worksheet in workbook.worksheets[:1] if first_only else workbook.worksheets:
+            if sheet is not None and worksheet.title != sheet:
+                continue
+            records = [[_xlsx_cell(v) for v in values] for values in worksheet.iter_rows(values_only=True)]
+            try:
+                tables.append(_sheet_table(path, worksheet.title, records))
+            except InputError as exc:
+                problems.append(Problem(str(path), str(exc).split(": ", 1)[-1], sheet=worksheet.title))
     finally:
         workbook.close()
-    if not records:
+    return tables, problems
+
+
+def _sheet_table(path: Path, name: str, records: list[list[str]]) -> Table:
+    """A worksheet's table; its header is the first row with a value (rows as Excel numbers them)."""
+    first = next((i for i, cells in enumerate(records) if any(cells)), None)
+    if first is None:
         raise InputError(f"{path}, sheet {name}: sheet is empty; expected a header row naming the columns (e.g. text)")
-    columns = _header(path, records[0], name)
+    columns = _header(path, records[first], name)
     rows: list[dict[str, str]] = []
     numbers: list[int] = []
     problems: list[Problem] = []
-    for number, cells in enumerate(records[1:], start=1):
+    for number, cells in enumerate(records[first + 1:], start=first + 2):
         if not any(cells):
             continue
         extra = [c for c in cells[len(columns):] if c]
@@ -256,6 +281,31 @@ def _text(value: object) -> str:
     return "" if value is None else value if isinstance(value, str) else str(value)
 
 
+FORMULA_START = "=+-@\t\r"
+"""First characters that make a spreadsheet read a CSV cell as a formula (OWASP CSV injection)."""
+_NEEDS_ESCAPE = re.compile(r"'*[=+\-@\t\r]")
+_PLAIN_NUMBER = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?\Z")
+
+
+def csv_safe(text: str) -> str:
+    """``text`` as a CSV cell no spreadsheet runs: a leading ``'`` before a formula character.
+
+    Text starting with ``=``, ``+``, ``-``, ``@``, tab or carriage return (after any ``'``)
+    gets one more ``'`` in front; plain numbers such as ``-0.25`` are left alone.
+    :func:`csv_unescape` undoes it exactly.
+    """
+    if text and text[0] in "'=+-@\t\r" and _NEEDS_ESCAPE.match(text) and not _PLAIN_NUMBER.match(text):
+        return "'" + text
+    return text
+
+
+def csv_unescape(cell: str) -> str:
+    """A CSV cell as written before :func:`csv_safe`: one leading ``'`` dropped before a formula character."""
+    if cell.startswith("'") and _NEEDS_ESCAPE.match(cell, 1):
+        return cell[1:]
+    return cell
+
+
 def write_table(
     path: str | Path,
     rows: Iterable[Row],
@@ -263,31 +313,41 @@ def write_table(
     *,
     sheet: str = "data",
     timestamp: dt.datetime | None = None,
+    number_formats: Mapping[str, str] | None = None,
 ) -> None:
     """Write ``rows`` (only ``columns``, in that order) to .csv, .jsonl or .xlsx, atomically.
 
-    CSV is UTF-8 without BOM, ``\\n`` line ends, minimal quoting; JSONL holds one object per
-    line. ``sheet`` and ``timestamp`` apply to XLSX (see :func:`write_workbook`).
+    CSV is UTF-8 without BOM, ``\\n`` line ends, minimal quoting, and text cells made safe for
+    spreadsheets with :func:`csv_safe`; JSONL holds one object per line and keeps text exact.
+    ``sheet``, ``timestamp`` and ``number_formats`` apply to XLSX (see :func:`write_workbook`).
     """
     path = Path(path)
     suffix = path.suffix.lower()
     columns = tuple(columns)
     if suffix == ".csv":
         with atomic_write(path, "w") as handle:
-            writer = csv.writer(handle, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
-            writer.writerow(columns)
-            for row in rows:
-                writer.writerow([_text(row.get(c)) for c in columns])
+            write_csv_rows(handle, [[csv_safe(c) for c in columns]])
+            write_csv_rows(handle, ([csv_safe(_text(row.get(c))) for c in columns] for row in rows))
     elif suffix == ".jsonl":
         with atomic_write(path, "w") as handle:
             for row in rows:
                 handle.write(json.dumps({c: row.get(c, "") for c in columns}, ensure_ascii=False) + "\n")
     elif suffix == ".xlsx":
-        write_workbook(path, {sheet: (rows, columns)}, timestamp=timestamp)
+        write_workbook(path, {sheet: (rows, columns)}, timestamp=timestamp, number_formats=number_formats)
     else:
         raise InputError(
             f"{path}: cannot write {path.suffix or 'a file without suffix'!r}; use one of {', '.join(WRITE_SUFFIXES)}"
         )
+
+
+def write_csv_rows(handle, rows: Iterable[Sequence[str]]) -> None:
+    """CSV rows in framecode's dialect: ``\\n`` line ends, minimal quoting, and every field of
+    a row quoted when a cell holds a bare carriage return (which minimal quoting leaves bare,
+    so that a reader would split the row there)."""
+    plain = csv.writer(handle, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
+    quoted = csv.writer(handle, lineterminator="\n", quoting=csv.QUOTE_ALL)
+    for cells in rows:
+        (quoted if any("\r" in cell for cell in cells) else plain).writerow(cells)
 
 
 def write_workbook(
@@ -295,12 +355,16 @@ def write_workbook(
     sheets: Mapping[str, tuple[Iterable[Row], Sequence[str]]],
     *,
     timestamp: dt.datetime | None = None,
+    number_formats: Mapping[str, str] | None = None,
 ) -> None:
     """Write a multi-sheet XLSX workbook atomically; sheet name -> (rows, columns).
 
     Text is stored as strings (never formulas, whatever it starts with); int, float and bool
-    values as numbers. With ``timestamp`` the workbook's created/modified properties and its
-    zip entries carry that time, so the same content gives byte-identical files.
+    values as numbers, shown with ``number_formats[column]`` (an Excel format such as
+    ``0.0%``) where given. Every sheet has a bold, frozen header row with a filter, columns
+    sized to their content and long text wrapped. With ``timestamp`` the workbook's
+    created/modified properties and its zip entries carry that time, so the same content
+    gives byte-identical files.
     """
     from openpyxl import Workbook
     from openpyxl.writer.excel import ExcelWriter
@@ -308,14 +372,18 @@ def write_workbook(
     path = Path(path)
     if not sheets:
         raise InputError(f"{path}: a workbook needs at least one sheet")
-    tables = {title: (tuple(columns), [_xlsx_row(path, title, n, row, columns) for n, row in enumerate(rows, start=1)])
+    tables = {title: (tuple(columns), [_xlsx_row(path, title, n, row, columns) for n, row in enumerate(rows, start=2)])
               for title, (rows, columns) in sheets.items()}
+    formats = dict(number_formats or {})
     workbook = Workbook(write_only=True)
     for title, (columns, values) in tables.items():
         worksheet = workbook.create_sheet(title=title)
-        worksheet.append([_cell(worksheet, _xlsx_text(path, title, 0, c, c)) for c in columns])
+        widths = _column_widths(columns, values)
+        _lay_out(worksheet, widths, len(values))
+        worksheet.append([_header_cell(worksheet, _xlsx_text(path, title, 1, c, c)) for c in columns])
+        styles = [(formats.get(c), width >= XLSX_WRAP_WIDTH) for c, width in zip(columns, widths)]
         for row in values:
-            worksheet.append([_cell(worksheet, v) for v in row])
+            worksheet.append([_cell(worksheet, v, *style) for v, style in zip(row, styles)])
     stamp = (timestamp or dt.datetime.now(dt.timezone.utc)).astimezone(dt.timezone.utc).replace(tzinfo=None, microsecond=0)
     workbook.properties.created = stamp
     workbook.properties.modified = stamp
@@ -326,6 +394,32 @@ def write_workbook(
     if timestamp is not None:
         data = _restamp_zip(data, stamp)
     atomic_write_bytes(path, data)
+
+
+XLSX_WRAP_WIDTH = 60
+"""Widest column, in characters; text columns that need more are wrapped at this width."""
+
+
+def _column_widths(columns: Sequence[str], values: Sequence[Sequence[object]]) -> list[int]:
+    """Each column's width in characters: its longest line (header included), 8 to XLSX_WRAP_WIDTH."""
+    def longest(value: object) -> int:
+        text = f"{value:.4g}" if isinstance(value, float) else _text(value)
+        return max((len(line) for line in text.splitlines()), default=0)
+
+    widths = [len(c) for c in columns]
+    for row in values[:1000]:  # enough to size a column; keeps big sheets fast
+        widths = [max(w, longest(v)) for w, v in zip(widths, row)]
+    return [min(max(w + 2, 8), XLSX_WRAP_WIDTH) for w in widths]
+
+
+def _lay_out(worksheet, widths: Sequence[int], n_rows: int) -> None:
+    from openpyxl.utils import get_column_letter
+
+    for i, width in enumerate(widths, start=1):
+        worksheet.column_dimensions[get_column_letter(i)].width = width
+    worksheet.freeze_panes = "A2"
+    if widths:
+        worksheet.auto_filter.ref = f"A1:{get_column_letter(len(widths))}{n_rows + 1}"
 
 
 def _xlsx_row(path: Path, sheet: str, number: int, row: Row, columns: Sequence[str]) -> list[object]:
@@ -341,9 +435,10 @@ def _xlsx_row(path: Path, sheet: str, number: int, row: Row, columns: Sequence[s
 
 
 def _xlsx_text(path: Path, sheet: str, number: int, column: str, text: str) -> str:
+    """``text`` if XLSX can hold it; ``number`` is the spreadsheet row (1 = header)."""
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
-    where = f"{path}, sheet {sheet}, " + (f"row {number}, column {column!r}" if number else f"header {column!r}")
+    where = f"{path}, sheet {sheet}, " + (f"row {number}, column {column!r}" if number > 1 else f"header {column!r}")
     if len(text) > XLSX_MAX_CELL:
         raise InputError(f"{where}: {len(text)} characters exceed XLSX's {XLSX_MAX_CELL}-character cell limit; write CSV or JSONL instead")
     if ILLEGAL_CHARACTERS_RE.search(text):
@@ -351,12 +446,25 @@ def _xlsx_text(path: Path, sheet: str, number: int, column: str, text: str) -> s
     return text
 
 
-def _cell(worksheet, value: object):
+def _header_cell(worksheet, name: str):
+    from openpyxl.styles import Font
+
+    cell = _cell(worksheet, name)
+    cell.font = Font(bold=True)
+    return cell
+
+
+def _cell(worksheet, value: object, number_format: str | None = None, wrap: bool = False):
     from openpyxl.cell import WriteOnlyCell
+    from openpyxl.styles import Alignment
 
     cell = WriteOnlyCell(worksheet, value=value)
     if isinstance(value, str):
         cell.data_type = "s"  # text, never a formula or an error code
+        if wrap:
+            cell.alignment = Alignment(wrap_text=True, vertical="top")
+    elif number_format and not isinstance(value, bool):
+        cell.number_format = number_format
     return cell
 
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from pipeline.classify import SupervisedCoder, best_thresholds
 from pipeline.cli import app
 from pipeline.codebook import load_codebook
-from pipeline.coding import coding_columns, default_coder, tag
+from pipeline.coding import PERSON_COLUMNS, coding_columns, default_coder, tag
 from pipeline.errors import ModelError
 from pipeline.labels import load_labels
 from pipeline.model import load_coder, model_is_stale, save_coder, train_coder
@@ -165,7 +165,7 @@ def test_code_command_writes_the_contract_columns_in_input_order(tmp_path, shipp
     with open(out, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["text"] for r in rows] == texts
-    assert list(rows[0]) == coding_columns(shipped.code_ids)
+    assert list(rows[0]) == [*coding_columns(shipped.code_ids), *PERSON_COLUMNS]
     for row in rows:
         codes = [c for c in row["codes"].split(";") if c]
         assert codes == sorted(codes)

@@ -161,7 +161,22 @@ def test_cli_xlsx_has_a_sheet_per_level_with_readable_names(codings_file, tmp_pa
     book = load_workbook(out, read_only=True)
     assert book.sheetnames == ["Codes", "Themes"]
     header = next(book["Themes"].iter_rows(values_only=True))
-    assert "Quotes in group" in header and "Estimated share of quotes" in header
+    assert "Quotes in group" in header and "Estimated share of quotes (%)" in header
+    share = next(book["Themes"].iter_rows(min_row=2, max_row=2))[header.index("Estimated share of quotes (%)")]
+    assert share.number_format == "0.0%" and 0 <= share.value <= 1
+
+
+def test_cli_wide_xlsx_names_codes_and_shows_percentages(codings_file, tmp_path):
+    out = tmp_path / "wide.xlsx"
+    result = runner.invoke(app, ["frequencies", str(codings_file), "--by", "program", "--layout", "wide", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    sheet = load_workbook(out)["Codes"]
+    header = [c.value for c in sheet[1]]
+    assert header[:3] == ["Program", "Quotes in group", "Organizations in group"]
+    assert "Savings and return on investment (%)" in header and "cost_savings" not in header
+    cell = sheet.cell(row=2, column=header.index("Savings and return on investment (%)") + 1)
+    assert cell.number_format == "0.0%" and 0 <= cell.value <= 1
+    assert sheet.freeze_panes == "A2"
 
 
 def test_cli_json_wide(codings_file, tmp_path):

@@ -10,6 +10,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.errors import ValidationError
 from pipeline.files import sha256_file
+from pipeline.columns import ReadOptions
 from pipeline.ingest import read_quotes
 from pipeline.paths import CORPUS_DIR, PROJECT_ROOT
 from pipeline.tables import read_table, write_table
@@ -40,10 +41,11 @@ def test_bad_csv_exits_nonzero_naming_each_row_and_writes_nothing(tmp_path):
     result = runner.invoke(app, ["ingest", str(source), "--out", str(out)])
     assert result.exit_code != 0
     message = result.output
-    assert "row 2, column 'text': empty text" in message
-    assert "row 3, column 'id': duplicate id 'a1' (first at" in message
-    assert "row 4, column 'sector': unknown sector 'public_heath'; did you mean 'public_health'?" in message
-    assert "row 5: decoded as cp1252" in message
+    # rows as the spreadsheet shows them: the header is row 1
+    assert "row 3, column 'text': empty text; row skipped" in message  # a notice, beside the problems
+    assert "row 4, column 'id': duplicate id 'a1' (first at" in message
+    assert "row 5, column 'sector': unknown sector 'public_heath'; did you mean 'public_health'?" in message
+    assert "row 6: decoded as cp1252" in message
     assert SECRET not in message and "Another quote" not in message
     assert "Traceback" not in message
     assert not out.exists() and sorted(p.name for p in tmp_path.iterdir()) == ["bad.csv"]
@@ -112,7 +114,7 @@ def test_header_variants_ids_sources_and_surrounding_whitespace(tmp_path):
     )
     first, second = read_quotes([path]).quotes
     assert first.text == "Data saved us money."
-    assert (first.program, first.sector, first.source, first.source_url) == ("CHP", "academic_research", "q.csv:row 1", "https://example.org")
+    assert (first.program, first.sector, first.source, first.source_url) == ("CHP", "academic_research", "q.csv:row 2", "https://example.org")
     assert first.id == read_quotes([path]).quotes[0].id  # stable
     assert second.sector == "public_health"  # the input's sector wins, written loosely
 
@@ -122,9 +124,9 @@ def test_text_column_option_and_missing_text_column(tmp_path):
     path.write_text("notes,words\nx,Sharing helps\n", encoding="utf-8")
     with pytest.raises(ValidationError, match="no text column"):
         read_quotes([path])
-    assert [q.text for q in read_quotes([path], text_column="Words").quotes] == ["Sharing helps"]
+    assert [q.text for q in read_quotes([path], ReadOptions(text_column="Words")).quotes] == ["Sharing helps"]
     with pytest.raises(ValidationError, match="no column 'body'"):
-        read_quotes([path], text_column="body")
+        read_quotes([path], ReadOptions(text_column="body"))
 
 
 def test_exact_duplicates_are_kept_once_and_noticed(tmp_path):
@@ -132,7 +134,7 @@ def test_exact_duplicates_are_kept_once_and_noticed(tmp_path):
     path.write_text("text,organization\nSame words,Acme\nSame words,acme\nSame words,Other\n", encoding="utf-8")
     result = read_quotes([path])
     assert [q.organization for q in result.quotes] == ["Acme", "Other"]
-    assert [(n.row, "exact duplicate" in n.rule) for n in result.notices] == [(2, True)]
+    assert [(n.row, "exact duplicate" in n.rule) for n in result.notices] == [(3, True)]
 
 
 def test_all_files_are_checked_before_failing(tmp_path):
@@ -144,9 +146,9 @@ def test_all_files_are_checked_before_failing(tmp_path):
     empty.write_text('{"text": ""}\n', encoding="utf-8")
     with pytest.raises(ValidationError) as caught:
         read_quotes([odd, short, empty])
-    assert [(p.file.split("/")[-1], p.row) for p in caught.value.problems] == [
-        ("quotes.xls", None), ("short.csv", 2), ("e.jsonl", 1)]
+    assert [(p.file.split("/")[-1], p.row) for p in caught.value.problems] == [("quotes.xls", None), ("short.csv", 3)]
     assert "unsupported file type '.xls'" in str(caught.value)
+    assert "e.jsonl, row 1, column 'text': empty text; row skipped" in str(caught.value)  # a notice
 
 
 def test_unknown_sectors_are_counted_not_guessed(tmp_path):

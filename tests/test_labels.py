@@ -41,3 +41,23 @@ def test_every_bad_row_is_reported_at_once_without_quote_text(tmp_path):
     message = str(error.value)
     assert "no_such_code" in message and "duplicate id 'a'" in message and "empty text" in message
     assert "Secret" not in message
+
+
+def test_a_reviewed_written_row_counts_in_full_and_reaches_the_outputs(tmp_path):
+    import pandas as pd
+
+    from pipeline.jobs import people_codes
+    from pipeline.model import ORIGIN_WEIGHTS, quote_weight
+
+    _write(tmp_path / "written_statements.jsonl", [
+        {"id": "w1", "text": "We save money on every referral.", "labels": ["cost_savings", "timely_data"]},
+        {"id": "w2", "text": "Untouched written row.", "labels": ["cost_savings"]},
+    ])
+    _write(tmp_path / "human" / "Ana.jsonl", [
+        {"id": "w1", "text": "We save money on every referral.", "codes": ["timely_data"], "coder": "Ana", "reviewer_note": "a"},
+    ])
+    quotes = {q.id: q for q in load_labels(CODEBOOK, tmp_path).quotes}
+    assert (quotes["w1"].origin, quotes["w1"].reviewed, quotes["w1"].codes) == ("written", True, ("timely_data",))
+    assert quote_weight(quotes["w1"], ORIGIN_WEIGHTS) == 1.0 and quote_weight(quotes["w2"], ORIGIN_WEIGHTS) == 0.3
+    people = people_codes(pd.DataFrame({"id": ["w1", "w2"], "codes": ["cost_savings;timely_data", "cost_savings"]}), CODEBOOK, tmp_path)
+    assert people.to_dict("records") == [{"id": "w1", "codes": "timely_data", "coder": "Ana"}]

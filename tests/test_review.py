@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 from pipeline.cli import app
 from pipeline.errors import ValidationError
 from pipeline.review import Strategy, export_review, import_review, select_uncertain
-from pipeline.tables import write_table
+from pipeline.tables import read_table, write_table
 
 runner = CliRunner()
 CODES = ("cost_savings", "timely_data")
@@ -99,15 +99,86 @@ def read_jsonl(path):
 def test_review_round_trip_stores_codings_under_the_coder(tmp_path):
     sheet = tmp_path / "review.xlsx"
     export_review(codings_file(tmp_path), sheet, timestamp=STAMP)
-    edit(sheet, {"q1": {"cost_savings": 0, "timely_data": "yes", "reviewer_note": "records, not savings"}, "q3": {"cost_savings": None}})
+    edit(sheet, {"q1": {"decision": "change", "cost_savings": 0, "timely_data": "yes", "reviewer_note": "records, not savings"},
+                 "q3": {"decision": "Accept", "cost_savings": None}})
     result = runner.invoke(app, ["review", "import", str(sheet), "--coder", "Ana Diaz", "--labels-dir", str(tmp_path / "labels")])
     assert result.exit_code == 0, result.output
+    assert "1 quote changed: 1 code removed, 1 added; 1 accepted as suggested; 0 skipped; 0 left undecided" in result.output
     rows = read_jsonl(tmp_path / "labels" / "human" / "Ana_Diaz.jsonl")
     by_id = {r["id"]: r for r in rows}
     assert by_id["q1"]["codes"] == ["timely_data"] and by_id["q3"]["codes"] == []
     assert by_id["q1"]["coder"] == "Ana Diaz" and by_id["q1"]["text"] == SECRET
     assert by_id["q1"]["origin"] == "reviewed" and by_id["q1"]["reviewed_at"]
+    assert (by_id["q1"]["decision"], by_id["q3"]["decision"]) == ("change", "accept")
     assert by_id["q1"]["reviewer_note"] == "records, not savings"
+
+
+def many_codings(tmp_path, n=36):
+    rows = [{"id": f"q{i}", "text": f"Quote number {i}.", "codes": "cost_savings" if i % 2 else "cost_savings;timely_data",
+             "needs_review": "true", "p_cost_savings": "0.55", "p_timely_data": f"{0.40 + i / 1000:.3f}"} for i in range(n)]
+    path = tmp_path / "many.csv"
+    write_table(path, rows, ["id", "text", "codes", "needs_review", "p_cost_savings", "p_timely_data"])
+    return path
+
+
+def test_import_stores_only_the_rows_a_person_decided(tmp_path):
+    sheet = tmp_path / "review.xlsx"
+    assert export_review(many_codings(tmp_path), sheet, timestamp=STAMP) == 36
+    edit(sheet, {
+        "q0": {"decision": "change", "cost_savings": 0, "timely_data": 0},  # two codes removed
+        "q1": {"decision": "change", "cost_savings": 0, "timely_data": 1},  # one removed, one added
+        "q2": {"decision": "change", "timely_data": 0},  # one removed
+        "q4": {"decision": "change", "cost_savings": 0},  # one removed
+        "q5": {"decision": "accept"},
+        "q6": {"decision": "accept"},
+        "q7": {"decision": "skip", "reviewer_note": "unsure"},
+        "q8": {"reviewer_note": "a note without a decision"},
+    })
+    result = runner.invoke(app, ["review", "import", str(sheet), "--coder", "Ana", "--labels", str(tmp_path / "labels")])
+    assert result.exit_code == 0, result.output
+    assert ("4 quotes changed: 5 codes removed, 1 added; 2 accepted as suggested; 1 skipped; 29 left undecided "
+            "(2 notes on skipped or undecided rows not imported)") in result.output
+    stored = {r["id"]: r["codes"] for r in read_jsonl(tmp_path / "labels" / "human" / "Ana.jsonl")}
+    assert stored == {"q0": [], "q1": ["timely_data"], "q2": ["cost_savings"], "q4": ["timely_data"],
+                      "q5": ["cost_savings"], "q6": ["cost_savings", "timely_data"]}
+
+
+def test_edited_codes_need_the_change_decision_and_nothing_decided_is_refused(tmp_path):
+    sheet = tmp_path / "review.xlsx"
+    export_review(many_codings(tmp_path, 3), sheet, timestamp=STAMP)
+    labels = tmp_path / "labels"
+    result = runner.invoke(app, ["review", "import", str(sheet), "--coder", "Ana", "--labels-dir", str(labels)])
+    assert result.exit_code == 2 and "no row is decided (0 skipped, 3 undecided)" in result.output
+    edit(sheet, {"q0": {"cost_savings": 0}, "q1": {"decision": "accept", "cost_savings": 0}, "q2": {"decision": "maybe"}})
+    result = runner.invoke(app, ["review", "import", str(sheet), "--coder", "Ana", "--labels-dir", str(labels)])
+    assert result.exit_code == 2 and "3 problem(s)" in result.output
+    assert "the row has no decision; set 'change'" in result.output
+    assert "the row has decision 'accept'; set 'change'" in result.output
+    assert "expected accept, change, skip or empty" in result.output
+    assert not labels.exists()
+
+
+def test_export_has_dropdowns_widths_wrapping_a_frozen_header_and_readable_evidence(tmp_path):
+    codings = codings_file(tmp_path)
+    table = read_table(codings)
+    rows = [{**row, "evidence": json.dumps({"cost_savings": "We saved money."}) if row["id"] == "q1" else ""} for row in table.rows]
+    write_table(codings, rows, [*table.columns, "evidence"])
+    out = tmp_path / "review.xlsx"
+    export_review(codings, out, timestamp=STAMP)
+    rows, workbook = sheet_rows(out)
+    sheet = workbook["review"]
+    header = [c.value for c in sheet[1]]
+    letter = {name: openpyxl.utils.get_column_letter(k) for k, name in enumerate(header, start=1)}
+    validations = {cells: v.formula1 for v in sheet.data_validations.dataValidation for cells in str(v.sqref).split()}
+    assert validations[f"{letter['decision']}2:{letter['decision']}3"] == '"accept,change,skip"'
+    assert validations[f"{letter['cost_savings']}2:{letter['cost_savings']}3"] == '"0,1"'
+    assert validations[f"{letter['timely_data']}2:{letter['timely_data']}3"] == '"0,1"'
+    assert all(r["decision"] is None for r in rows)
+    assert sheet.freeze_panes == "B2"
+    assert sheet.column_dimensions[letter["text"]].width >= 60
+    assert sheet[f"{letter['text']}2"].alignment.wrap_text
+    assert next(r for r in rows if r["id"] == "q1")["evidence"] == "cost_savings (p=0.55): We saved money."
+    assert {workbook[name].sheet_state for name in ("manifest", "quotes")} == {"hidden"}
 
 
 def test_reimport_updates_only_that_coders_rows_for_those_ids(tmp_path):
@@ -120,11 +191,12 @@ def test_reimport_updates_only_that_coders_rows_for_those_ids(tmp_path):
     mine.write_text('{"id": "q9", "text": "t", "codes": ["cost_savings"], "coder": "Ana", "reviewed_at": ""}\n')
     sheet = tmp_path / "review.xlsx"
     export_review(codings_file(tmp_path), sheet, timestamp=STAMP)
+    edit(sheet, {"q1": {"decision": "accept"}, "q3": {"decision": "accept"}})
     first = import_review(sheet, "Ana", labels)
     assert (first.added, first.updated, first.kept) == (2, 0, 1)
-    edit(sheet, {"q3": {"timely_data": 1}})
+    edit(sheet, {"q1": {"decision": ""}, "q3": {"decision": "change", "timely_data": 1}})
     second = import_review(sheet, "Ana", labels)
-    assert (second.added, second.updated, second.kept) == (0, 2, 1)
+    assert (second.added, second.updated, second.kept) == (0, 1, 2)
     rows = {r["id"]: r for r in read_jsonl(mine)}
     assert set(rows) == {"q9", "q1", "q3"} and rows["q3"]["codes"] == ["timely_data"]
     assert other.read_bytes() == before
@@ -136,6 +208,7 @@ def test_import_refuses_a_name_that_maps_onto_another_coders_file(tmp_path):
     (labels / "human" / "Ana_Diaz.jsonl").write_text('{"id": "q1", "text": "t", "codes": [], "coder": "Ana_Diaz"}\n')
     sheet = tmp_path / "review.xlsx"
     export_review(codings_file(tmp_path), sheet, timestamp=STAMP)
+    edit(sheet, {"q1": {"decision": "accept"}})
     result = runner.invoke(app, ["review", "import", str(sheet), "--coder", "Ana Diaz", "--labels-dir", str(labels)])
     assert result.exit_code == 2 and "Ana_Diaz" in result.output
 

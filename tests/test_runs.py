@@ -32,6 +32,7 @@ from pipeline.runs import (
     resume_run,
     start_run,
 )
+from pipeline.tables import read_table
 
 runner = CliRunner()
 PROGRAMS = ("CHP", "DASH")
@@ -89,14 +90,15 @@ def test_run_writes_codings_manifest_and_frequencies(tmp_path, codebook):
     assert manifest["codebook"]["content_hash"] == codebook.content_hash and manifest["codebook"]["version"] == "1"
     assert manifest["model"]["id"] == "hash-coder" and manifest["encoder"]["backend"] == "none"
     assert manifest["packages"]["pyarrow"] and manifest["parameters"]["chunk_size"] == 10
+    # the reading policy of `ingest`: a blank text is skipped; the same text under another id is another record
     assert manifest["counts"] == {
-        "coded": 96, "skipped": 1, "rejected": 3,
-        "skipped_reasons": {"exact duplicate (same text and organization)": 1},
-        "rejected_reasons": {"duplicate id": 1, "empty text": 1, "unknown sector 'Pubic Helth'": 1},
+        "coded": 97, "decided": 0, "skipped": 1, "rejected": 2, "noted": 0,
+        "skipped_reasons": {"empty text; row skipped": 1},
+        "rejected_reasons": {"duplicate id": 1, "unknown sector 'Pubic Helth'": 1},
     }
     rows = read_codings(result.run_dir)
-    assert [r["id"] for r in rows] == [f"q{i}" for i in range(95)] + ["q-spelled"]
-    assert (rows[-1]["program"], rows[-1]["sector"], rows[-1]["source"]) == ("CHP", "public_health", "corpus.csv:row 100")
+    assert [r["id"] for r in rows] == [f"q{i}" for i in range(95)] + ["q-copy", "q-spelled"]
+    assert (rows[-1]["program"], rows[-1]["sector"], rows[-1]["source"]) == ("CHP", "public_health", "corpus.csv:row 101")
     assert set(rows[0]) >= {"id", "text", "organization", "program", "sector", "codes", "needs_review",
                             *(f"p_{c}" for c in codebook.code_ids)}
     parquet = pq.read_table(result.run_dir / "codings.parquet")
@@ -108,8 +110,8 @@ def test_run_writes_codings_manifest_and_frequencies(tmp_path, codebook):
     assert int(chp["n_with"]) == sum(1 for r in rows if r["program"] == "CHP" and "impact_stories" in r["codes"].split(";"))
     assert (result.run_dir / "frequencies_by_sector.csv").is_file()
     rejected = list(csv.DictReader(open(result.run_dir / "rejected.csv", encoding="utf-8")))
-    assert [(r["row"], r["outcome"]) for r in rejected] == [
-        ("96", "rejected"), ("97", "rejected"), ("98", "rejected"), ("99", "skipped")]
+    assert [(r["row"], r["outcome"]) for r in rejected] == [  # rows as the spreadsheet shows them
+        ("97", "rejected"), ("98", "skipped"), ("99", "rejected")]
     assert json.loads((result.run_dir / "codebook.json").read_text())["version"] == "1"
 
 
@@ -131,7 +133,8 @@ def test_frequency_tables_equal_those_of_the_frequencies_stage(tmp_path, codeboo
 def test_codings_csv_has_the_dialect_of_write_table(tmp_path, codebook):
     from pipeline.tables import write_table
 
-    corpus = write_corpus(tmp_path / "corpus.csv", 30, extra_rows=[["q-odd", 'a "quoted", multi\nline text', "Org 2", "CHP", ""]])
+    corpus = write_corpus(tmp_path / "corpus.csv", 30, extra_rows=[["q-odd", 'a "quoted", multi\nline text', "Org 2", "CHP", ""],
+                                                                ["q-formula", '=HYPERLINK("http://x","y")', "@Org", "CHP", ""]])
     result = start_run([corpus], coder=HashCoder(codebook), codebook=codebook, runs_dir=tmp_path / "runs", chunk_size=7)
     table = pq.read_table(result.run_dir / "codings.parquet")
 
@@ -140,6 +143,8 @@ def test_codings_csv_has_the_dialect_of_write_table(tmp_path, codebook):
 
     write_table(tmp_path / "expected.csv", ({k: cell(v) for k, v in row.items()} for row in table.to_pylist()), table.column_names)
     assert (result.run_dir / "codings.csv").read_bytes() == (tmp_path / "expected.csv").read_bytes()
+    formula = next(r for r in read_codings(result.run_dir) if r["id"] == "q-formula")
+    assert (formula["text"][:2], formula["organization"]) == ("'=", "'@Org")  # neutralised for spreadsheets
 
 
 def test_text_is_kept_exactly(tmp_path, codebook):
@@ -150,7 +155,8 @@ def test_text_is_kept_exactly(tmp_path, codebook):
         writer.writerow(["text", "program"])
         writer.writerows([t, "CHP"] for t in texts)
     result = start_run([corpus], coder=HashCoder(codebook), codebook=codebook, runs_dir=tmp_path / "runs")
-    assert [r["text"] for r in read_codings(result.run_dir)] == texts
+    assert [r["text"] for r in read_table(result.run_dir / "codings.csv").rows] == texts
+    assert "'=1+1" in [r["text"] for r in read_codings(result.run_dir)]  # a spreadsheet shows it, never runs it
     assert pq.read_table(result.run_dir / "codings.parquet").column("text").to_pylist() == texts
 
 
@@ -361,3 +367,101 @@ def _committed(run_dir: Path) -> int:
 def test_missing_input_is_named(tmp_path, codebook):
     with pytest.raises(InputError, match="missing.csv: input file not found"):
         start_run([tmp_path / "missing.csv"], coder=HashCoder(codebook), codebook=codebook, runs_dir=tmp_path / "runs")
+
+
+# --------------------------------------------------------------------------- reviewers' decisions
+
+
+def write_decisions(folder: Path, coder: str, decisions: list[tuple[str, str, list[str]]]) -> Path:
+    """``labels/human/<coder>.jsonl`` with one (id, text, codes) decision per line."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{coder}.jsonl"
+    path.write_text("".join(json.dumps({"id": q, "text": t, "codes": c, "coder": coder}) + "\n" for q, t, c in decisions),
+                    encoding="utf-8")
+    return path
+
+
+def corpus_text(i: int) -> str:
+    """The text of quote ``q{i}`` of :func:`write_corpus`, as read (stripped)."""
+    return (f"testimonial {i} about sharing data " * (1 + i % 4)).strip()
+
+
+def test_decisions_override_the_model_in_every_output_and_chunks_are_still_reused(tmp_path, codebook):
+    from pipeline.coding import PERSON_COLUMNS
+
+    corpus = write_corpus(tmp_path / "corpus.csv", 30)
+    runs_dir = tmp_path / "runs"
+    model_only = start_run([corpus], coder=HashCoder(codebook), codebook=codebook, runs_dir=runs_dir, chunk_size=10)
+    model_rows = {r["id"]: r for r in read_codings(model_only.run_dir)}
+    human = tmp_path / "human"
+    decision_file = write_decisions(human, "Ana", [
+        ("q1", corpus_text(1), ["impact_stories"]),
+        ("q2", "a different text under the same id", []),  # text changed since: not applied
+        ("q3", corpus_text(3), []),
+    ])
+    result = start_run([corpus], coder=HashCoder(codebook), codebook=codebook, runs_dir=runs_dir, chunk_size=10,
+                       human_dir=human)
+    assert result.chunks_reused == 3 and result.chunks_coded == 0  # the work store holds the model's codings
+    manifest = read_manifest(result.run_dir)
+    assert manifest["decisions"]["files"] == [{"path": str(decision_file.resolve()), "sha256": sha256_file(decision_file)}]
+    assert manifest["counts"]["decided"] == 2 and model_only.manifest["counts"]["decided"] == 0
+    rows = {r["id"]: r for r in read_codings(result.run_dir)}
+    assert list(rows["q1"])[-len(PERSON_COLUMNS):] == list(PERSON_COLUMNS)
+    assert (rows["q1"]["codes"], rows["q1"]["coder"], rows["q1"]["coded_by"]) == ("impact_stories", "Ana", "person")
+    assert rows["q1"]["model_codes"] == model_rows["q1"]["codes"] and rows["q1"]["needs_review"] == "false"
+    assert (rows["q3"]["codes"], rows["q3"]["coded_by"]) == ("", "person")
+    for quote in ("q2", "q4"):
+        assert (rows[quote]["codes"], rows[quote]["coder"], rows[quote]["coded_by"]) == (
+            model_rows[quote]["codes"], "hash-coder", "model")
+    parquet = pq.read_table(result.run_dir / "codings.parquet")
+    assert parquet.column("codes").to_pylist() == [r["codes"] for r in rows.values()]
+    assert parquet.column("coded_by").to_pylist().count("person") == 2
+    def dash_with(run_dir: Path, code: str) -> int:
+        by_program = csv.DictReader(open(run_dir / "frequencies_by_program.csv", encoding="utf-8"))
+        return int(next(r for r in by_program if r["program"] == "DASH" and r["id"] == code)["n_with"])
+
+    # the model gives q1 and q3 (both DASH) care_coordination; Ana removed it from both
+    assert all("care_coordination" in model_rows[q]["codes"] for q in ("q1", "q3"))
+    assert dash_with(result.run_dir, "care_coordination") == dash_with(model_only.run_dir, "care_coordination") - 2
+    diff = runner.invoke(app, ["diff", model_only.run_id, result.run_id, "--runs-dir", str(runs_dir)])
+    assert diff.exit_code == 0, diff.output
+    changed = {q for q in ("q1", "q3") if model_rows[q]["codes"] != rows[q]["codes"]}
+    assert f"quotes: {len(changed)} with changed codes" in diff.output and changed
+
+
+def test_resume_refuses_a_changed_decision_file_and_applies_the_pinned_one(tmp_path, codebook):
+    corpus = write_corpus(tmp_path / "corpus.csv", 30)
+    decision_file = write_decisions(tmp_path / "human", "Ana", [("q25", corpus_text(25), ["shared_goals"])])
+    with pytest.raises(RuntimeError):
+        start_run([corpus], coder=CrashingCoder(codebook, crash_on=2), codebook=codebook, runs_dir=tmp_path / "runs",
+                  chunk_size=10, human_dir=tmp_path / "human")
+    (run_dir,) = (tmp_path / "runs").iterdir()
+    pinned = decision_file.read_bytes()
+    write_decisions(tmp_path / "human", "Ana", [("q25", corpus_text(25), ["peer_learning"])])
+    with pytest.raises(RunError, match="Ana.jsonl: decisions changed"):
+        resume_run(run_dir, coder=HashCoder(codebook), codebook=codebook)
+    decision_file.write_bytes(pinned)
+    write_decisions(tmp_path / "human", "Zoe", [("q26", corpus_text(26), [])])  # not pinned: not applied
+    resume_run(run_dir, coder=HashCoder(codebook), codebook=codebook)
+    rows = {r["id"]: r for r in read_codings(run_dir)}
+    assert (rows["q25"]["codes"], rows["q25"]["coder"]) == ("shared_goals", "Ana")
+    assert rows["q26"]["coded_by"] == "model" and read_manifest(run_dir)["counts"]["decided"] == 1
+
+
+def test_recode_cli_human_model_only_and_bad_decisions(tmp_path, monkeypatch):
+    monkeypatch.setenv("FRAMECODE_TEST_CODER", "hash")
+    corpus = write_corpus(tmp_path / "corpus.csv", 12)
+    human = tmp_path / "human"
+    write_decisions(human, "Ana", [("q0", corpus_text(0), ["cost_savings"])])
+    runs_dir = tmp_path / "runs"
+    for flag, decided in (("--model-only", "0"), ("--human", "1")):
+        args = ["recode", str(corpus), "--runs-dir", str(runs_dir), "--human", str(human)]
+        result = runner.invoke(app, args + (["--model-only"] if flag == "--model-only" else []))
+        assert result.exit_code == 0, result.output
+        assert f"12 quotes coded ({decided} decided by a person)" in result.output
+    resumed = runner.invoke(app, ["recode", "--resume", "x", "--runs-dir", str(runs_dir), "--model-only"])
+    assert resumed.exit_code == 2 and "--resume keeps the decisions" in resumed.output
+    write_decisions(human, "Bo", [("q1", SECRET, ["no_such_code"])])
+    bad = runner.invoke(app, ["recode", str(corpus), "--runs-dir", str(runs_dir), "--human", str(human)])
+    assert bad.exit_code == 2 and "Bo.jsonl: quote q1: code 'no_such_code' is not in codebook" in bad.output
+    assert SECRET not in bad.output and len(list(runs_dir.iterdir())) == 2

@@ -105,7 +105,7 @@ def test_registry_file_with_bad_sector_is_reported_by_row(tmp_path):
     path.write_text("organization,aliases,sector\nA,,housing\nB,,housng\nC,,\n", encoding="utf-8")
     with pytest.raises(ValidationError) as caught:
         SectorRegistry.from_file(path)
-    assert [(p.row, p.column) for p in caught.value.problems] == [(2, "sector"), (3, "sector")]
+    assert [(p.row, p.column) for p in caught.value.problems] == [(3, "sector"), (4, "sector")]  # rows as the spreadsheet shows them
     assert "did you mean 'housing'?" in str(caught.value)
 
 

@@ -59,7 +59,7 @@ def test_cp1252_export_is_decoded_and_its_rows_flagged(tmp_path):
     table = read_table(path)
     assert table.encoding == "cp1252"
     assert table.rows[1]["text"] == "caf\xe9 \u201cdata\u201d"
-    assert [n.row for n in table.notices] == [2]
+    assert [n.row for n in table.notices] == [3]  # as the spreadsheet shows it: the header is row 1
 
 
 def test_wrong_field_counts_are_reported_not_padded(tmp_path):
@@ -67,10 +67,10 @@ def test_wrong_field_counts_are_reported_not_padded(tmp_path):
     path.write_text('text,id\n"a, b",1\nshort\nx,2,extra\n"multi\nline",4\n', encoding="utf-8")
     with pytest.raises(ValidationError) as caught:
         read_table(path)
-    assert [(p.file, p.row) for p in caught.value.problems] == [(str(path), 2), (str(path), 3)]
+    assert [(p.file, p.row) for p in caught.value.problems] == [(str(path), 3), (str(path), 4)]
     lenient = read_table(path, strict=False)
     assert lenient.rows == [{"text": "a, b", "id": "1"}, {"text": "multi\nline", "id": "4"}]
-    assert lenient.row_numbers == (1, 4)
+    assert lenient.row_numbers == (2, 5)
 
 
 def test_tsv_and_jsonl_read_as_text(tmp_path):
@@ -118,7 +118,33 @@ def test_failed_write_leaves_the_previous_file(tmp_path):
     path = tmp_path / "out.xlsx"
     write_table(path, [{"text": "fine"}], ["text"])
     before = sha256_file(path)
-    with pytest.raises(InputError, match="row 1, column 'text'"):
+    with pytest.raises(InputError, match="row 2, column 'text'"):  # the row a spreadsheet shows
         write_table(path, [{"text": "bad \x07 bell"}], ["text"])
     assert sha256_file(path) == before
     assert [p.name for p in tmp_path.iterdir()] == ["out.xlsx"]
+
+
+def test_csv_cells_a_spreadsheet_would_run_get_a_leading_quote_and_read_back_exactly(tmp_path):
+    import csv
+
+    texts = ["=1+1", "+cmd|' /C calc'!A0", "@SUM(A1)", "-2+3", "\tlead tab", "\rlead return", "'=quoted", "''@twice",
+             "-0.25", "+3", "1e-5", "plain", "'not a formula"]
+    path = tmp_path / "t.csv"
+    write_table(path, [{"text": t, "p": -0.25} for t in texts], ["text", "p"])
+    with open(path, newline="", encoding="utf-8") as handle:
+        written = list(csv.reader(handle))[1:]
+    assert [row[0] for row in written] == ["'=1+1", "'+cmd|' /C calc'!A0", "'@SUM(A1)", "'-2+3", "'\tlead tab", "'\rlead return",
+                                           "''=quoted", "'''@twice", "-0.25", "+3", "1e-5", "plain", "'not a formula"]
+    assert {row[1] for row in written} == {"-0.25"}  # numbers are never touched
+    assert [r["text"] for r in read_table(path).rows] == texts
+
+
+def test_workbook_has_a_frozen_bold_header_sized_columns_and_wrapped_long_text(tmp_path):
+    path = tmp_path / "t.xlsx"
+    write_table(path, [{"id": "q1", "text": "word " * 60, "p": 0.5}], ["id", "text", "p"], number_formats={"p": "0.0%"})
+    sheet = openpyxl.load_workbook(path).active
+    assert sheet.freeze_panes == "A2" and sheet.auto_filter.ref == "A1:C2"
+    assert all(cell.font.bold for cell in sheet[1])
+    assert sheet.column_dimensions["A"].width < sheet.column_dimensions["B"].width <= 60
+    assert sheet["B2"].alignment.wrap_text and not sheet["A2"].alignment.wrap_text
+    assert sheet["C2"].number_format == "0.0%" and sheet["C2"].value == 0.5

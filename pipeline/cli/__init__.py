@@ -118,9 +118,9 @@ def main_options(
 
 
 def _register_commands() -> None:
-    from . import analysis, codebook, coding, ingest, review, runs
+    from . import analysis, codebook, coding, exports, ingest, review, runs, serve
 
-    for module in (ingest, codebook, coding, analysis, runs, review):
+    for module in (ingest, codebook, coding, analysis, runs, review, exports, serve):
         module.register(app)
 
 

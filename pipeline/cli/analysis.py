@@ -13,7 +13,7 @@ import typer
 from ..codebook import load_codebook
 from ..errors import InputError
 from ..frequencies import frequencies as frequency_table
-from ..frequencies import read_codings, wide
+from ..frequencies import read_codings, wide, wide_names
 from ..paths import DEFAULT_CODEBOOK
 from ..shares import prepare
 
@@ -154,7 +154,8 @@ def register(app: typer.Typer) -> None:
         if out.suffix.lower() == ".xlsx":
             parts = _by_level(table, {"code": "Codes", "theme": "Themes"})
             tables = {name: wide(part) if layout is Layout.wide else part for name, part in parts.items()}
-            write_tables(out, tables, timestamp=_stamp(codings))
+            shares = wide_names(book) if layout is Layout.wide else {}
+            write_tables(out, tables, timestamp=_stamp(codings), names=shares, percent=shares)
         else:
             write_tables(out, {"frequencies": wide(table) if layout is Layout.wide else table})
         typer.echo(_methods_line(table["method"]))

@@ -12,6 +12,10 @@ import typer
 
 from ..codebook import load_codebook
 from ..paths import DEFAULT_MODEL_DIR, PROJECT_ROOT
+from ..progress import progress_wanted, show_progress
+from .exports import FormatOption, IndicatorsOption
+from .options import (HumanOption, IdColumnOption, ModelOnlyOption, OrganizationColumnOption, ProgramColumnOption,
+                      SectorColumnOption, SheetOption, SpeakerOption, TextColumnOption, read_options)
 
 
 class Backend(str, Enum):
@@ -79,7 +83,8 @@ def train(
 
     started = time.perf_counter()
     book = load_codebook(codebook)
-    coder = train_default(book, labels_dir=labels, model_dir=out, encoder=_encoder(ctx, backend, model_path))
+    with show_progress(progress_wanted(ctx.obj.quiet)):
+        coder = train_default(book, labels_dir=labels, model_dir=out, encoder=_encoder(ctx, backend, model_path))
     info = coder.config["labels"]
     typer.echo(f"trained {coder.model_id} on {info['n_quotes']} labelled quotes "
                f"({', '.join(f'{n} {o}' for o, n in info['by_origin'].items())}) in {time.perf_counter() - started:.1f} s")
@@ -89,36 +94,93 @@ def train(
 def code(
     ctx: typer.Context,
     input: Annotated[Path, typer.Argument(exists=True, dir_okay=False, show_default=False,
-                                          help="CSV, TSV, XLSX or JSONL with a `text` column (id, organization, program, sector optional).")],
-    out: Annotated[Path, typer.Option("--out", dir_okay=False, show_default=False, help="Codings file to write (.csv or .jsonl).")],
+                                          help="Quotes file: CSV, TSV, XLSX, JSONL, or a TXT/Markdown/HTML/Word/PDF document.")],
+    out: Annotated[Path, typer.Option("--out", dir_okay=False, show_default=False,
+                                      help="Codings file to write: .csv, .jsonl, .xlsx, .sav (SPSS) or .dta (Stata).")],
     model: ModelOption = None,
     codebook: CodebookOption = None,
-    text_column: Annotated[Optional[str], typer.Option(help="Name of the column holding the quotes.")] = None,
+    text_column: TextColumnOption = None,
+    id_column: IdColumnOption = None,
+    organization_column: OrganizationColumnOption = None,
+    program_column: ProgramColumnOption = None,
+    sector_column: SectorColumnOption = None,
+    sheet: SheetOption = None,
+    speaker: SpeakerOption = None,
+    human: HumanOption = None,
+    model_only: ModelOnlyOption = False,
+    format: FormatOption = None,
+    indicators: IndicatorsOption = False,
 ) -> None:
-    """Code every quote of a table: one output row per input row, in input order."""
+    """Code every quote of a file: one output row per quote, in input order, every input column
+    carried through (blank and duplicate rows are skipped with a notice). A quote a
+    reviewer decided (same id and text, in labels/human) gets the reviewer's codes and name."""
     from ..coding import code_file
+    from ..exports import export_format
+    from ..paths import LABELS_DIR
+    from ..review import HUMAN_DIR, read_decisions
 
+    export_format(out, format)  # a wrong --out is refused before the model loads
     book = load_codebook(codebook)
-    coder = _coder(ctx, book, model)
-    started = time.perf_counter()
-    n = code_file(input, out, coder, text_column=text_column)
+    human_dir = None if model_only else human or (LABELS_DIR / HUMAN_DIR)
+    decisions = read_decisions(human_dir) if human_dir is not None and human_dir.is_dir() else {}
+    with show_progress(progress_wanted(ctx.obj.quiet)):
+        coder = _coder(ctx, book, model)
+        started = time.perf_counter()
+        options = read_options(text_column, id_column, organization_column, program_column, sector_column, sheet, speaker)
+        n = code_file(input, out, coder, options=options, decisions=decisions, format=format, indicators=indicators)
     if not ctx.obj.quiet:
         typer.echo(f"coded {n} quotes with {coder.model_id} in {time.perf_counter() - started:.1f} s -> {out}")
 
 
 def tag(
     ctx: typer.Context,
-    text: Annotated[str, typer.Argument(show_default=False, help="The testimonial, in quotes.")],
+    text: Annotated[Optional[str], typer.Argument(
+        show_default=False, help="The testimonial, in quotes; `-` reads testimonials from standard input, one per line.")] = None,
+    file: Annotated[Optional[Path], typer.Option(
+        "--file", exists=True, dir_okay=False, show_default=False,
+        help="Tag every quote of a file (any file `ingest` reads, with the same column options).")] = None,
     model: ModelOption = None,
     codebook: CodebookOption = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table (one line per quote with --file or -).")] = False,
+    text_column: TextColumnOption = None,
+    id_column: IdColumnOption = None,
+    organization_column: OrganizationColumnOption = None,
+    program_column: ProgramColumnOption = None,
+    sector_column: SectorColumnOption = None,
+    sheet: SheetOption = None,
+    speaker: SpeakerOption = None,
 ) -> None:
-    """Code one testimonial: codes with probabilities, the sentence behind each, and the
-    nearest human-coded quotes as evidence."""
+    """Code testimonials one by one: codes with probabilities, the sentence behind each, and
+    the nearest human-coded quotes as evidence. The model is loaded once for all of them."""
+    from ..coding import read_input, stdin_quotes
     from ..coding import tag as tag_text
+    from ..errors import InputError
 
+    if (text is None) == (file is None):
+        raise InputError("tag: pass the testimonial in quotes, `-` for standard input, or --file FILE (one of them)")
+    if file is not None:
+        options = read_options(text_column, id_column, organization_column, program_column, sector_column, sheet, speaker)
+        quotes = read_input(file, options)
+    elif text == "-":
+        quotes = stdin_quotes(typer.get_text_stream("stdin"))
+    else:
+        quotes = ()
     book = load_codebook(codebook)
-    result = tag_text(text, _coder(ctx, book, model))
+    coder = _coder(ctx, book, model)
+    if not quotes:
+        _print_tag(tag_text(text or "", coder), as_json)
+        return
+    for quote in quotes:
+        result = tag_text(quote.text, coder)
+        if as_json:
+            typer.echo(json.dumps({"id": quote.id, "source": quote.source, **result.to_dict()}, ensure_ascii=False))
+        else:
+            typer.echo(f"{quote.source} (id {quote.id})")
+            _print_tag(result, as_json)
+
+
+def _print_tag(result, as_json: bool) -> None:
+    """One tag result as indented JSON, or as a table with the carrying sentences and evidence."""
     if as_json:
         typer.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
         return
@@ -158,9 +220,9 @@ def evaluate(
     from ..labels import load_labels
 
     book = load_codebook(codebook)
-    report = run_evaluation(load_labels(book, labels), book, _encoder(ctx, backend, None),
-                            variants=not quick, learning_curve=not quick,
-                            progress=lambda msg: None if ctx.obj.quiet else typer.echo(f"... {msg}", err=True))
+    with show_progress(progress_wanted(ctx.obj.quiet)):
+        report = run_evaluation(load_labels(book, labels), book, _encoder(ctx, backend, None),
+                                variants=not quick, learning_curve=not quick)
     print_report(report)
     if out is not None:
         atomic_write_text(out, json.dumps(report, indent=2) + "\n")

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
 from ..errors import InputError
+from .options import (IdColumnOption, OrganizationColumnOption, ProgramColumnOption, SectorColumnOption, SheetOption,
+                      SpeakerOption, TextColumnOption, read_options)
 
 OUT_SUFFIXES = (".csv", ".jsonl")
 
@@ -22,22 +24,26 @@ def register(app: typer.Typer) -> None:
             typer.Argument(
                 exists=True,
                 readable=True,
-                help="CSV, TSV, XLSX or JSONL tables, TXT/Markdown/HTML documents, or folders of them.",
+                help="CSV, TSV, XLSX or JSONL tables, TXT/Markdown/HTML/Word/PDF documents, or folders of them.",
             ),
         ],
         out: Annotated[
             Path,
             typer.Option("--out", "-o", dir_okay=False, help="Where to write the quotes: a .csv or .jsonl file."),
         ],
-        text_column: Annotated[
-            Optional[str],
-            typer.Option(help="Column holding the quote text (default: text, quote, testimonial, statement, comment or response)."),
-        ] = None,
+        text_column: TextColumnOption = None,
+        id_column: IdColumnOption = None,
+        organization_column: OrganizationColumnOption = None,
+        program_column: ProgramColumnOption = None,
+        sector_column: SectorColumnOption = None,
+        sheet: SheetOption = None,
+        speaker: SpeakerOption = None,
         redact: Annotated[
             bool, typer.Option("--redact", help="Mask personal details (names, phone numbers, e-mail addresses, ...) in the text.")
         ] = False,
     ) -> None:
-        """Read quotes from tables and documents, check them all, and write one quotes file."""
+        """Read quotes from tables and documents, check them all, and write one quotes file
+        (every input column carried through)."""
         from ..ingest import read_quotes, summarize
         from ..tables import write_table
 
@@ -51,7 +57,8 @@ def register(app: typer.Typer) -> None:
             from ..redact import redact_text
 
             redactor = redact_text
-        result = read_quotes(paths, text_column=text_column, redact=redactor)
+        options = read_options(text_column, id_column, organization_column, program_column, sector_column, sheet, speaker)
+        result = read_quotes(paths, options, redact=redactor)
         write_table(out, (q.to_row() for q in result.quotes), result.columns)
         for line in summarize(result):
             typer.echo(line)

@@ -99,7 +99,8 @@ def review_export(
     strategy: Annotated[Strategy, typer.Option(help="needs-review: quotes flagged needs_review; uncertain: the model's least certain quotes, spread out.")] = Strategy.needs_review,
     timestamp: Timestamp = None,
 ) -> None:
-    """Write a spreadsheet of quotes for a person to accept or correct, one 1/0 column per code."""
+    """Write a spreadsheet of quotes for a person to decide: a decision dropdown (accept /
+    change / skip) and one 0/1 dropdown per code."""
     from ..review import export_review
 
     count = export_review(codings, out, strategy=strategy, limit=limit, timestamp=_timestamp(timestamp))
@@ -110,14 +111,16 @@ def review_export(
 def review_import(
     file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Reviewed workbook (.xlsx) from `framecode review export`.")],
     coder: Annotated[str, typer.Option("--coder", help="The reviewer's name; codings are stored under it.")],
-    labels_dir: Annotated[Path, typer.Option("--labels-dir", file_okay=False, help="Labels folder; codings go to <labels-dir>/human/<coder>.jsonl.")] = LABELS_DIR,
+    labels_dir: Annotated[Path, typer.Option("--labels", "--labels-dir", file_okay=False, help="Labels folder (as for train); decisions go to <labels>/human/<coder>.jsonl.")] = LABELS_DIR,
 ) -> None:
-    """Check every cell of a reviewed sheet and store it as the coder's human codings."""
+    """Check every cell of a reviewed sheet and store the rows the reviewer decided (accept or
+    change) as the coder's codings; skipped and undecided rows are not stored."""
     from ..review import import_review
 
     result = import_review(file, coder, labels_dir)
+    typer.echo(str(result.summary))
     typer.echo(f"wrote {result.path}: {result.added} new, {result.updated} updated, {result.kept} kept")
-    typer.echo("retrain with `framecode train` (it reads labels/human/*.jsonl as reviewed rows)")
+    typer.echo("retrain with `framecode train` (it learns from labels/human/*.jsonl at full weight)")
 
 
 @export_app.command("qdpx")

@@ -19,10 +19,14 @@ import typer
 
 from ..codebook import load_codebook
 from ..errors import InputError
-from ..paths import DEFAULT_CODEBOOK, DEFAULT_MODEL_DIR
+from ..paths import DEFAULT_CODEBOOK, DEFAULT_MODEL_DIR, LABELS_DIR
+from ..progress import progress_wanted, show_progress
 from ..records import Codebook
+from ..review import HUMAN_DIR
 from ..rundiff import diff_runs, write_diff
 from ..runs import HashCoder, RunResult, find_run, list_runs, read_manifest, resume_run, start_run
+from .options import (HumanOption, IdColumnOption, ModelOnlyOption, OrganizationColumnOption, ProgramColumnOption,
+                      SectorColumnOption, SheetOption, SpeakerOption, TextColumnOption, read_options)
 
 log = logging.getLogger("framecode")
 
@@ -56,8 +60,9 @@ def _render(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
 def _report(result: RunResult) -> None:
     counts = result.manifest["counts"]
     typer.echo(
-        f"run {result.run_id}: {result.manifest['status']}; {counts['coded']} quotes coded, "
-        f"{counts['skipped']} skipped, {counts['rejected']} rejected "
+        f"run {result.run_id}: {result.manifest['status']}; {counts['coded']} quotes coded "
+        f"({counts.get('decided', 0)} decided by a person), "
+        f"{counts['skipped']} skipped, {counts['rejected']} rejected, {counts.get('noted', 0)} noted "
         f"(chunks: {result.chunks_coded} coded, {result.chunks_reused} reused, {result.chunks_skipped} already done)"
     )
     typer.echo(f"outputs: {result.run_dir}")
@@ -68,9 +73,11 @@ def register(app: typer.Typer) -> None:
 
     @app.command()
     def recode(
+        ctx: typer.Context,
         corpus: Annotated[
             Optional[list[Path]],
-            typer.Argument(exists=True, dir_okay=False, help="Quote files to code (CSV, TSV, JSONL streamed; XLSX and documents read whole)."),
+            typer.Argument(exists=True, dir_okay=False, help="Quote files to code (CSV, TSV, JSONL streamed; XLSX and documents read whole; "
+                                                             "the organization registry organizations.csv is skipped)."),
         ] = None,
         model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Trained model folder (default: models/default).")] = None,
         codebook: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Codebook YAML (default: labels/codebook.yaml).")] = None,
@@ -78,30 +85,48 @@ def register(app: typer.Typer) -> None:
         chunk_size: Annotated[int, typer.Option(min=1, help="Records coded and committed together; a crash loses at most one chunk of work.")] = 1000,
         resume: Annotated[Optional[str], typer.Option(help="Continue this interrupted or failed run (id or folder) instead of starting one.")] = None,
         reuse: Annotated[bool, typer.Option(help="Copy chunks identical to an earlier complete run's instead of coding them again.")] = True,
+        text_column: TextColumnOption = None,
+        id_column: IdColumnOption = None,
+        organization_column: OrganizationColumnOption = None,
+        program_column: ProgramColumnOption = None,
+        sector_column: SectorColumnOption = None,
+        sheet: SheetOption = None,
+        speaker: SpeakerOption = None,
+        human: HumanOption = None,
+        model_only: ModelOnlyOption = False,
     ) -> None:
-        """Code a whole corpus into a new run folder, with provenance, resumable after a crash."""
+        """Code a whole corpus into a new run folder, with provenance, resumable after a crash.
+        A quote a reviewer decided (same id and text, in labels/human) gets the reviewer's codes and name."""
         if resume:
             if corpus:
                 raise InputError("recode: pass either CORPUS files or --resume RUN_ID, not both")
+            if human is not None or model_only:
+                raise InputError("recode: --human and --model-only apply to a new run; --resume keeps the decisions the run started with")
             run_dir = find_run(resume, runs_dir)
             manifest = read_manifest(run_dir)
             book = load_codebook(manifest["codebook"]["path"]) if manifest["codebook"]["path"] else None
             if book is None:
                 raise InputError(f"{run_dir}: the run recorded no codebook file; start a new run instead")
             model_path = manifest["model"]["path"]
-            coder = load_run_coder(Path(model_path) if model_path else None, book)
-            _report(resume_run(run_dir, coder=coder, codebook=book))
+            with show_progress(progress_wanted(ctx.obj.quiet)):
+                coder = load_run_coder(Path(model_path) if model_path else None, book)
+                result = resume_run(run_dir, coder=coder, codebook=book)
+            _report(result)
             return
         if not corpus:
             raise InputError("recode: no CORPUS files; pass one or more quote files, or --resume RUN_ID")
         codebook_path = codebook or DEFAULT_CODEBOOK
         book = load_codebook(codebook_path)
         model_dir = model or DEFAULT_MODEL_DIR
-        coder = load_run_coder(model_dir, book)
-        _report(start_run(
-            corpus, coder=coder, codebook=book, runs_dir=runs_dir, codebook_path=codebook_path,
-            model_dir=model_dir, chunk_size=chunk_size, reuse=reuse,
-        ))
+        with show_progress(progress_wanted(ctx.obj.quiet)):
+            coder = load_run_coder(model_dir, book)
+            result = start_run(
+                corpus, coder=coder, codebook=book, runs_dir=runs_dir, codebook_path=codebook_path,
+                model_dir=model_dir, chunk_size=chunk_size, reuse=reuse,
+                options=read_options(text_column, id_column, organization_column, program_column, sector_column, sheet, speaker),
+                human_dir=None if model_only else human or (LABELS_DIR / HUMAN_DIR),
+            )
+        _report(result)
 
     @app.command()
     def runs(

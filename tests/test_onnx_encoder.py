@@ -1,0 +1,49 @@
+"""The ONNX export run with onnxruntime alone gives sentence-transformers' vectors."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+
+from pipeline.embed import _sentence_transformer, load_encoder
+from pipeline.onnx_encoder import OnnxSentenceModel
+from pipeline.paths import LABELS_DIR
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def encoder():
+    return load_encoder(backend="onnx-int8", use_cache=False)
+
+
+def _export(encoder):
+    from pipeline.paths import cache_dir
+
+    (folder,) = (cache_dir() / "encoders").glob(f"*-{encoder.identity.backend}")
+    return folder, json.loads((folder / "framecode-export.json").read_text(encoding="utf-8"))["onnx_file"]
+
+
+def test_the_default_export_runs_without_sentence_transformers_and_gives_its_vectors(encoder):
+    assert isinstance(encoder.model, OnnxSentenceModel)
+    rows = [json.loads(line)["text"] for line in open(LABELS_DIR / "real_statements.jsonl", encoding="utf-8")]
+    texts = rows[:24] + [" ".join(rows[:30])]  # the last one is past the 256-token limit: truncated alike
+    folder, onnx_file = _export(encoder)
+    reference = _sentence_transformer(folder, backend="onnx", model_kwargs={"file_name": onnx_file, "provider": "CPUExecutionProvider"})
+    ours = encoder.model.encode(texts, batch_size=len(texts))
+    theirs = reference.encode(texts, batch_size=len(texts), normalize_embeddings=True, convert_to_numpy=True)
+    assert ours.shape == theirs.shape == (25, 384)
+    assert np.abs(ours - theirs).max() < 1e-6
+
+
+def test_another_pooling_is_left_to_sentence_transformers(encoder, tmp_path):
+    folder, onnx_file = _export(encoder)
+    copy = tmp_path / "export"
+    shutil.copytree(folder, copy)
+    pooling = copy / "1_Pooling" / "config.json"
+    pooling.write_text(json.dumps({**json.loads(pooling.read_text()), "pooling_mode": "cls"}), encoding="utf-8")
+    assert OnnxSentenceModel.load(copy, onnx_file) is None
+    assert OnnxSentenceModel.load(folder, onnx_file) is not None
