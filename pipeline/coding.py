@@ -12,21 +12,20 @@ from pathlib import Path
 import numpy as np
 
 from .errors import InputError
-from .exports import ExportFormat, export_format, file_time, write_codings
 from .columns import ReadOptions
+from .exports import ExportFormat, export_format, file_time, write_codings
+from .files import exclusive_output
 from .ingest import read_quotes
 from .labels import load_labels
 from .model import TrainedCoder, load_coder, model_is_stale, save_coder, train_coder
 from .paths import DEFAULT_MODEL_DIR
 from .progress import task
 from .records import Codebook, Quote, quote_id
-from .review import PersonCoding, apply_decisions
+from .review import PERSON_COLUMNS, PersonCoding, apply_decisions
 
 log = logging.getLogger(__name__)
 
 CHUNK_SIZE = 512
-PERSON_COLUMNS = ("model_codes", "coded_by")
-"""Written by `code` after the layout: the model's own codes, and ``person`` or ``model``."""
 
 
 def coding_columns(code_ids: Sequence[str]) -> list[str]:
@@ -85,6 +84,12 @@ def stdin_quotes(stream: Iterable[str]) -> tuple[Quote, ...]:
     return quotes
 
 
+def quote_fields(quotes: Sequence[Quote]) -> tuple[str, ...]:
+    """The quote fields `code` writes after the layout, as `ingest` and `recode` do: ``source``
+    (the input's own column, or file and row), and ``origin`` and ``source_url`` when given."""
+    return ("source", *(name for name in ("origin", "source_url") if any(getattr(q, name) for q in quotes)))
+
+
 def carry_columns(quotes: Sequence[Quote], rows: Iterable[dict]) -> Iterator[dict]:
     """Codings rows with each quote's carried input columns added."""
     for quote, row in zip(quotes, rows):
@@ -101,16 +106,21 @@ def code_file(input_path: str | Path, output_path: str | Path, coder: TrainedCod
     Stata by its suffix, or ``format`` (e.g. R); ``indicators`` adds a 0/1 column per code.
 
     ``decisions`` (from :func:`~pipeline.review.read_decisions`) replace the model's codes of
-    the quotes a person decided (same id and text); ``coded_by`` says which rows they are."""
+    the quotes a person decided (same id and text); ``coded_by`` says which rows they are.
+    A second process coding into the same output, or a read-only output, is refused."""
     output_path = Path(output_path)
     format = export_format(output_path, format)
     if Path(input_path).resolve() == output_path.resolve():
         raise InputError(f"{output_path}: output would overwrite the input; choose another --out")
-    quotes = read_input(input_path, options)
-    rows = list(apply_decisions(carry_columns(quotes, code_quotes(quotes, coder)), decisions or {}))
-    carried = tuple(dict.fromkeys(name for q in quotes for name, _ in q.extra))
-    write_codings(output_path, rows, [*coding_columns(coder.code_ids), *PERSON_COLUMNS, *carried], coder.codebook,
-                  format=format, indicators=indicators, timestamp=file_time(input_path))
+    with exclusive_output(output_path):
+        quotes = read_input(input_path, options)
+        rows = list(apply_decisions(carry_columns(quotes, code_quotes(quotes, coder)), decisions or {}))
+        carried = tuple(dict.fromkeys(name for q in quotes for name, _ in q.extra))
+        given = quote_fields(quotes)
+        for row, quote in zip(rows, quotes):
+            row.update((name, getattr(quote, name)) for name in given)
+        write_codings(output_path, rows, [*coding_columns(coder.code_ids), *PERSON_COLUMNS, *given, *carried], coder.codebook,
+                      format=format, indicators=indicators, timestamp=file_time(input_path))
     return len(rows)
 
 

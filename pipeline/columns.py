@@ -82,6 +82,29 @@ class ColumnMap:
         return tuple((name, row.get(column, "")) for column, name in self.carried)
 
 
+_PLAIN_VALUE = re.compile(r"[\w&.,'()/?# -]+")
+
+
+def shown_value(value: str, limit: int = 32, words: int = 3) -> str:
+    """A cell value fit for a message: ``'value'`` when it is short and looks like a name,
+    sector or id; otherwise only its length (a misaligned row can put a quote in any cell)."""
+    value = value.strip()
+    if len(value) <= limit and len(value.split()) <= words and _PLAIN_VALUE.fullmatch(value or "-"):
+        return repr(value)
+    return hidden_value(value)
+
+
+def hidden_value(value: str) -> str:
+    """A cell value by its length only: ``(a 142-character value, not shown)``."""
+    return f"(a {len(value.strip()):,}-character value, not shown)"
+
+
+def shown_names(names: Sequence[str], limit: int = 64, words: int = 10) -> str:
+    """Names (a header's columns, a transcript's speakers) for a message, unquoted; a name that
+    may be a quote (a header-less file starts with data) is shown by its length only."""
+    return ", ".join(name if shown_value(name, limit, words) != hidden_value(name) else hidden_value(name) for name in names)
+
+
 def normalize_name(name: str) -> str:
     """``Respondent_ID`` -> ``respondent id``: the form column names are compared in."""
     return " ".join(re.sub(r"[_\-.]", " ", name).casefold().split())
@@ -105,15 +128,15 @@ def map_columns(columns: Sequence[str], options: ReadOptions = ReadOptions()) ->
         if wanted is not None:
             column = by_name.get(normalize_name(wanted))
             if column is None:
-                raise InputError(f"no column {wanted!r} (from --{field}-column); columns: {', '.join(columns)}")
+                raise InputError(f"no column {wanted!r} (from --{field}-column); columns: {shown_names(columns)}")
             fields[field] = column
     if "text" not in fields:
         candidates = [by_name[a] for a in TEXT_ALIASES if a in by_name and by_name[a] not in fields.values()]
         if not candidates:
             raise InputError(f"no text column; name one of {', '.join(TEXT_ALIASES)} or pass --text-column "
-                             f"(columns: {', '.join(columns)})")
+                             f"(columns: {shown_names(columns)})")
         if len(candidates) > 1 and normalize_name(candidates[0]) != "text":
-            raise InputError(f"several possible text columns ({', '.join(candidates)}); choose one with --text-column")
+            raise InputError(f"several possible text columns ({shown_names(candidates)}); choose one with --text-column")
         fields["text"] = candidates[0]
     for field, aliases in FIELD_ALIASES.items():
         if field not in fields:

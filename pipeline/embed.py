@@ -16,10 +16,11 @@ tokenizers alone (:mod:`pipeline.onnx_encoder`), without importing sentence-tran
 Nothing is ever downloaded: the offline switches are set before sentence-transformers is
 imported and every load is local-only without remote code.
 
-Note on int8: dynamic quantization scales activations per batch, so with ``onnx-int8`` a
-text's vector depends slightly on the texts batched with it (cosine about 0.99). Batches are
-formed deterministically and the cache keeps the first vector computed for a text, so the
-same inputs (or a warm cache) always give the same vectors.
+Every text is encoded alone, unpadded (``BATCHING``), on every backend: dynamic int8
+quantization takes activation scales from the whole input, so a batched text's vector
+depended on its batch-mates (cosine down to 0.98) and codes on the cache's history. A vector
+is a function of the text and the encoder only; the cache key names the backend, the weights
+and this batching policy, so vectors of the old batched policy are never reused.
 """
 
 from __future__ import annotations
@@ -62,13 +63,15 @@ UNSAFE_SUFFIXES = frozenset(
     {".pkl", ".pickle", ".bin", ".pt", ".pth", ".joblib", ".ckpt", ".py", ".pyc", ".pyo"}
 )
 CHUNK_SIZE = 4096
-# A batch holds at most this many characters (its longest text's length times its size), so
-# a batch of long texts is smaller: the encoder's working memory follows the batch's tokens,
-# and without this bound one batch of the corpus's longest texts sets the run's peak memory.
+# A batch (texts handed to the model together, each still run alone, and their vectors
+# written to the cache in one transaction) holds at most this many characters (its longest
+# text's length times its size), so a batch of long texts is smaller and holds fewer tokens.
 BATCH_CHARS = 32_768
 # The int8 export: graph fusions at level O2, then dynamic quantization with int8 weights per
 # output channel (measured here: faster than the fusion-less export and as close to fp32).
 INT8_RECIPE = "o2-qint8-per-channel"
+# How texts are grouped when the model runs: each alone, so a vector depends on its text only.
+BATCHING = "per-text"
 EXPORT_MANIFEST = "framecode-export.json"
 
 
@@ -76,18 +79,21 @@ EXPORT_MANIFEST = "framecode-export.json"
 class EncoderIdentity:
     """What produced an embedding; recorded with everything built from embeddings.
 
-    ``backend`` is the resolved backend: ``torch``, ``onnx`` or ``onnx-int8-<recipe>``.
+    ``backend`` is the resolved backend: ``torch``, ``onnx`` or ``onnx-int8-<recipe>``;
+    ``batching`` how texts are grouped when the model runs (identities recorded before it
+    existed read as ``batched``).
     """
 
     name: str
     weights_sha256: str
     backend: str
     dimension: int
+    batching: str = BATCHING
 
     @property
     def key(self) -> str:
         """Short stable string naming the vectors this encoder gives (the cache key)."""
-        return f"{self.backend}-{self.dimension}-{self.weights_sha256[:16]}"
+        return f"{self.backend}-{self.dimension}-{self.weights_sha256[:16]}-{self.batching}"
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -99,6 +105,7 @@ class EncoderIdentity:
             weights_sha256=str(data["weights_sha256"]),
             backend=str(data["backend"]),
             dimension=int(data["dimension"]),
+            batching=str(data.get("batching", "batched")),
         )
 
 
@@ -149,10 +156,10 @@ class Encoder:
                 offset += len(chunk)
 
     def compute(self, texts: list[str]) -> np.ndarray:
-        """Run the model on already normalised texts, bypassing the cache."""
+        """Run the model on already normalised texts, each alone, bypassing the cache."""
         vectors = self.model.encode(
             texts,
-            batch_size=max(len(texts), 1),
+            batch_size=1,
             normalize_embeddings=True,
             convert_to_numpy=True,
             show_progress_bar=False,
@@ -244,11 +251,19 @@ def load_encoder(
 
 
 def check_model_folder(folder: Path) -> None:
-    """Refuse a model folder holding pickles or Python code (models are data, not code)."""
+    """Refuse a model folder holding pickles or Python code (models are data, not code), or
+    links that lead out of it."""
+    root = folder.resolve()
+    for path in sorted(folder.rglob("*")):
+        if path.is_symlink() and not path.resolve().is_relative_to(root):
+            raise EncoderError(
+                f"{path}: a link to {path.resolve()}, outside the model folder; only the folder's own "
+                "files are loaded - copy the file in its place (cp -L) or remove the link"
+            )
     unsafe = sorted(
         path.relative_to(folder).as_posix()
         for path in folder.rglob("*")
-        if path.suffix.lower() in UNSAFE_SUFFIXES
+        if path.suffix.lower() in UNSAFE_SUFFIXES or path.resolve().suffix.lower() in UNSAFE_SUFFIXES
     )
     if unsafe:
         shown = ", ".join(unsafe[:3]) + (f" and {len(unsafe) - 3} more" if len(unsafe) > 3 else "")
@@ -419,6 +434,9 @@ def _build_export(source: Path, staging: Path, quantize: bool) -> str:
 
 
 def _verified_export(folder: Path, weights_sha256: str) -> _Export | None:
+    if folder.is_symlink():
+        raise EncoderError(f"{folder}: a link to {folder.resolve()}; the cache's encoder folders are plain "
+                           "folders - remove the link and the export is rebuilt")
     try:
         manifest = json.loads((folder / EXPORT_MANIFEST).read_text(encoding="utf-8"))
         onnx_file = str(manifest["onnx_file"])

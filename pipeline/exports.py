@@ -46,6 +46,8 @@ READABLE_COLUMNS: dict[str, str] = {
     "source": "Source",
     "sheet": "Sheet",
     "speaker": "Speaker",
+    "origin": "Origin",
+    "source_url": "Source URL",
 }
 _STATA_RESERVED = {"_all", "_b", "byte", "_coef", "_cons", "double", "float", "if", "in", "int", "long", "_n",
                    "_pi", "_pred", "_rc", "_skip", "strl", "using", "with"}

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from .columns import ColumnMap, ReadOptions, map_columns
+from .columns import ColumnMap, ReadOptions, hidden_value, map_columns, shown_names, shown_value
 from .documents import DOCUMENT_SUFFIXES, PROGRAMS, read_document
 from .errors import InputError, Problem, ValidationError
 from .records import SECTORS, Quote, quote_id
@@ -157,6 +157,16 @@ def read_quotes(
                         tuple(state.places), tuple(state.problems))
 
 
+def unknown_sector(value: str, *, advice: bool = True) -> str:
+    """The problem of a sector outside the vocabulary; the value is shown only when it is a
+    near miss of a sector (a misaligned row can put a quote there)."""
+    hint = closest_sector(value)
+    shown = shown_value(value) if hint else hidden_value(value)
+    if not advice:
+        return f"unknown sector {shown}"
+    return f"unknown sector {shown}; " + (f"did you mean {hint!r}?" if hint else f"expected one of {', '.join(SECTORS)}")
+
+
 def long_sentence(text: str) -> int:
     """The length of ``text``'s longest sentence when it exceeds :data:`LONG_SENTENCE_CHARS`, else 0."""
     if len(text) <= LONG_SENTENCE_CHARS:
@@ -193,7 +203,7 @@ class _Ingest:
         self.encodings[str(path)] = document.encoding
         if not document.quotes:
             if self.options.speakers:
-                seen = ", ".join(document.speakers) or "none"
+                seen = shown_names(document.speakers, 32, 4) or "none"
                 rule = f"no turns by {', '.join(self.options.speakers)} (speakers found: {seen})"
             else:
                 rule = ("no attributed quotes found (a quoted passage followed by a line naming its organization; "
@@ -256,8 +266,8 @@ class _Ingest:
             columns: dict[str, str] | None = None) -> None:
         """Validate one quote and keep it, or record why not."""
         columns = columns or {}
-        text = values["text"].strip()
-        if not text:
+        text = values["text"]  # kept exactly; only the blank check ignores whitespace
+        if not text.strip():
             self.notices.append(_at(where, EMPTY_TEXT, columns.get("text")))
             return
         if self.redact is not None:
@@ -274,13 +284,11 @@ class _Ingest:
         self.seen[key] = place
         ok = True
         if given_sector and given_sector not in SECTORS:
-            hint = closest_sector(sector)
-            advice = f"did you mean {hint!r}?" if hint else f"expected one of {', '.join(SECTORS)}"
-            self.problems.append(_at(where, f"unknown sector {sector.strip()!r}; {advice}", columns.get("sector")))
+            self.problems.append(_at(where, unknown_sector(sector), columns.get("sector")))
             ok = False
         quote_key = given_id or quote_id(text, source)
         if quote_key in self.ids:
-            self.problems.append(_at(where, f"duplicate id {quote_key!r} (first at {self.ids[quote_key]}); ids must be unique", columns.get("id")))
+            self.problems.append(_at(where, f"duplicate id {shown_value(quote_key)} (first at {self.ids[quote_key]}); ids must be unique", columns.get("id")))
             ok = False
         else:
             self.ids[quote_key] = place

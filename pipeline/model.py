@@ -1,18 +1,23 @@
 """Train, save and load a coder: a self-describing model folder that loads offline.
 
-A model folder holds ``config.json`` (format, model id, codebook/labels/encoder identity
-and hashes, feature spec, thresholds, review band, metrics, library versions, and the
-sha256 of every other file) and plain ``.npy`` arrays and a JSONL evidence bank. Nothing
-is unpickled: arrays load with ``allow_pickle=False``, and a folder holding pickles or
-code is refused before anything is read.
+A model folder holds ``config.json`` (format, name, model id, codebook/labels/encoder
+identity and hashes, feature spec, thresholds, review band, metrics, library versions, and
+the sha256 of every other file) and plain ``.npy`` arrays and a JSONL evidence bank. The
+model id is the sha256 of ``config.json``'s content apart from the id itself, so it follows
+every byte of every file; a folder is loaded whole or refused: a link, a file its config
+does not list, a changed file or an id that does not match its content is refused before
+anything is parsed. Nothing is unpickled: arrays load with ``allow_pickle=False``.
 """
 
 from __future__ import annotations
 
+import hashlib
+import io
 import json
 import logging
 import os
 import shutil
+import stat
 import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -35,14 +40,14 @@ from .features import (
     tfidf_from_state,
     zero_shot_scores,
 )
-from .files import atomic_write_text, sha256_file, sha256_text
+from .files import atomic_write_bytes, atomic_write_text, os_error_message, sha256_text
 from .labels import LabelledQuote, LabelledSet
 from .paths import DEFAULT_MODEL_DIR
 from .records import Codebook, Quote
 
 log = logging.getLogger(__name__)
 
-MODEL_FORMAT = "framecode-coder/1"
+MODEL_FORMAT = "framecode-coder/2"
 ARRAYS = ("coef", "intercept", "calibration", "prototypes", "evidence_embeddings", "tfidf_idf",
           "holdout_proba", "holdout_labels", "holdout_groups")
 HOLDOUT_ORIGINS = ("real", "seed")
@@ -50,7 +55,9 @@ HOLDOUT_ORIGINS = ("real", "seed")
 EVIDENCE_FILE = "evidence.jsonl"
 VOCABULARY_FILE = "tfidf_vocabulary.json"
 CONFIG_FILE = "config.json"
-ALLOWED_SUFFIXES = {".json", ".jsonl", ".npy", ".txt", ".md"}
+MODEL_FILES = frozenset({f"{name}.npy" for name in ARRAYS} | {EVIDENCE_FILE, VOCABULARY_FILE})
+"""Every file of a model folder besides ``config.json``, which lists their sha256."""
+ID_DIGITS = 16
 REVIEW_BAND_CANDIDATES = (0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15)
 MAX_REVIEW_SHARE = 0.2
 DEFAULT_PARAMS = {"C": 1.0, "class_weight": "balanced", "cv": 5}
@@ -239,10 +246,9 @@ def train_coder(
     estimator = SupervisedCoder(**params).fit(X, Y, groups=labels.groups, sample_weight=weights)
     identity = encoder.identity
     encoder_info = {**identity.to_dict(), "model": identity.name, "requested_backend": _requested_backend(identity.backend)}
-    fingerprint = sha256_text(json.dumps([codebook.content_hash, labels.content_hash, identity.key, spec.to_dict(), params, weights_by_origin], sort_keys=True))
     config = {
         "format": MODEL_FORMAT,
-        "model_id": f"framecode-{name}-{fingerprint[:10]}",
+        "name": name,
         "codebook": {"version": codebook.version, "hash": codebook.content_hash},
         "labels": {
             "hash": labels.content_hash,
@@ -262,8 +268,10 @@ def train_coder(
         "metrics": _out_of_fold_metrics(estimator, Y, codebook.code_ids),
     }
     evidence = tuple(Evidence(q.id, q.text, q.codes, q.origin) for q in labels.quotes)
-    return TrainedCoder(config, codebook, estimator, spec, prototypes, evidence, embedded.texts, tfidf, encoder,
-                        holdout=_holdout(estimator, Y, labels))
+    coder = TrainedCoder(config, codebook, estimator, spec, prototypes, evidence, embedded.texts, tfidf, encoder,
+                         holdout=_holdout(estimator, Y, labels))
+    _seal(coder)
+    return coder
 
 
 def quote_weight(quote: LabelledQuote, weights_by_origin: Mapping[str, float]) -> float:
@@ -314,32 +322,65 @@ def library_versions() -> dict[str, str]:
     return versions
 
 
+def derive_model_id(config: Mapping) -> str:
+    """The id a model's config gives it: its name and the sha256 of the config apart from
+    the id, which lists the sha256 of every other file of the folder."""
+    content = {key: value for key, value in config.items() if key not in ("model_id", "model_hash")}
+    return f"framecode-{config['name']}-{sha256_text(_config_text(content))[:ID_DIGITS]}"
+
+
+def _config_text(config: Mapping) -> str:
+    return json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def _model_files(coder: TrainedCoder) -> dict[str, bytes]:
+    """The bytes of every file of the coder's folder besides ``config.json``."""
+    arrays = {
+        "coef": coder.estimator.coef_,
+        "intercept": coder.estimator.intercept_,
+        "calibration": coder.estimator.calibration_,
+        "prototypes": coder.prototypes,
+        "evidence_embeddings": coder.evidence_embeddings,
+        "tfidf_idf": coder.tfidf.idf_ if coder.tfidf is not None else np.zeros(0),
+        **(coder.holdout or {}),
+    }
+    files = {}
+    for name, array in arrays.items():
+        buffer = io.BytesIO()
+        np.save(buffer, np.ascontiguousarray(array), allow_pickle=False)
+        files[f"{name}.npy"] = buffer.getvalue()
+    files[EVIDENCE_FILE] = "".join(
+        json.dumps({"id": e.id, "text": e.text, "codes": list(e.codes), "origin": e.origin}, ensure_ascii=False) + "\n"
+        for e in coder.evidence
+    ).encode("utf-8")
+    vocabulary = {term: int(i) for term, i in sorted(coder.tfidf.vocabulary_.items())} if coder.tfidf is not None else {}
+    files[VOCABULARY_FILE] = (json.dumps(vocabulary, ensure_ascii=False) + "\n").encode("utf-8")
+    return files
+
+
+def _seal(coder: TrainedCoder) -> dict[str, bytes]:
+    """Record the hash of every file of the coder's folder, and the id and hash they give,
+    in its config; returns the files' bytes."""
+    files = _model_files(coder)
+    config = coder.config
+    config.pop("model_hash", None)
+    config["files"] = {name: hashlib.sha256(data).hexdigest() for name, data in sorted(files.items())}
+    config["model_id"] = derive_model_id(config)
+    config["model_hash"] = sha256_text(_config_text({k: v for k, v in config.items() if k != "model_hash"}))
+    return files
+
+
 def save_coder(coder: TrainedCoder, folder: str | Path) -> Path:
-    """Write the model folder atomically (built beside it, then renamed into place)."""
+    """Write the model folder atomically (built beside it, then renamed into place); the
+    coder's config takes the id of what was written."""
     folder = Path(folder)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", dir=folder.parent))
     try:
-        arrays = {
-            "coef": coder.estimator.coef_,
-            "intercept": coder.estimator.intercept_,
-            "calibration": coder.estimator.calibration_,
-            "prototypes": coder.prototypes,
-            "evidence_embeddings": coder.evidence_embeddings,
-            "tfidf_idf": coder.tfidf.idf_ if coder.tfidf is not None else np.zeros(0),
-            **(coder.holdout or {}),
-        }
-        for name, array in arrays.items():
-            np.save(staging / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
-        with open(staging / EVIDENCE_FILE, "w", encoding="utf-8", newline="\n") as handle:
-            for item in coder.evidence:
-                handle.write(json.dumps({"id": item.id, "text": item.text, "codes": list(item.codes), "origin": item.origin}, ensure_ascii=False) + "\n")
-        vocabulary = {term: int(i) for term, i in sorted(coder.tfidf.vocabulary_.items())} if coder.tfidf is not None else {}
-        atomic_write_text(staging / VOCABULARY_FILE, json.dumps(vocabulary, ensure_ascii=False) + "\n")
-        config = dict(coder.config)
-        config.pop("model_hash", None)
-        config["files"] = {p.name: sha256_file(p) for p in sorted(staging.iterdir())}
-        atomic_write_text(staging / CONFIG_FILE, json.dumps(config, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+        for name, data in _seal(coder).items():
+            atomic_write_bytes(staging / name, data)
+        config = {key: value for key, value in coder.config.items() if key != "model_hash"}
+        atomic_write_text(staging / CONFIG_FILE, _config_text(config))
         os.chmod(staging, 0o755)
         backup = folder.with_name(f".{folder.name}.old")
         if folder.exists():
@@ -354,53 +395,102 @@ def save_coder(coder: TrainedCoder, folder: str | Path) -> Path:
 
 
 def read_model_config(folder: str | Path) -> dict:
+    """The config of a model folder, unverified (see :func:`read_model_folder`)."""
     path = Path(folder) / CONFIG_FILE
     try:
-        config = json.loads(path.read_text(encoding="utf-8"))
+        return _parse_config(path, path.read_bytes())
     except FileNotFoundError:
         raise ModelError(f"{folder}: no {CONFIG_FILE}; not a framecode model folder (train one with `framecode train`)") from None
+
+
+def _parse_config(path: Path, data: bytes) -> dict:
+    try:
+        config = json.loads(data.decode("utf-8"))
     except ValueError as exc:
         raise ModelError(f"{path}: not valid JSON ({exc}); retrain with `framecode train`") from None
-    if config.get("format") != MODEL_FORMAT:
-        raise ModelError(f"{path}: format {config.get('format')!r} is not {MODEL_FORMAT!r}; retrain with `framecode train`")
+    if not isinstance(config, dict) or config.get("format") != MODEL_FORMAT:
+        found = config.get("format") if isinstance(config, dict) else None
+        raise ModelError(f"{path}: format {found!r} is not {MODEL_FORMAT!r}; retrain with `framecode train`")
     return config
 
 
-def load_coder(model_dir: str | Path | None = None, *, codebook: Codebook, encoder=None) -> TrainedCoder:
-    """Load a model folder after checking its files, their hashes and its codebook."""
-    folder = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+def read_model_folder(folder: str | Path) -> tuple[dict, dict[str, bytes]]:
+    """The verified config (with ``model_hash``) and the bytes of every other file of a model
+    folder. Refused, naming the file: a link, a file the config does not list, a listed file
+    missing or changed, and a config whose content does not give its model id."""
+    folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(f"{folder}: model folder not found; train one with `framecode train` or pass --model")
-    config = read_model_config(folder)
-    unsafe = sorted(p.name for p in folder.iterdir() if not p.is_file() or p.suffix.lower() not in ALLOWED_SUFFIXES)
-    if unsafe:
-        raise ModelError(f"{folder}: holds files that are not plain data ({', '.join(unsafe[:3])}); only JSON, JSONL, .npy and text are loaded")
+    entries = sorted(folder.iterdir())
+    for entry in entries:
+        if entry.is_symlink():
+            raise ModelError(f"{entry}: a symbolic link; a model folder holds only its own plain files - remove the link or retrain with `framecode train`")
+    config_path = folder / CONFIG_FILE
+    config_bytes = _read_plain(config_path)
+    config = _parse_config(config_path, config_bytes)
+    listed = config.get("files")
+    if not isinstance(listed, dict) or set(listed) != MODEL_FILES:
+        raise ModelError(f"{config_path}: does not list the model's files; retrain with `framecode train`")
+    for entry in entries:
+        if entry.name != CONFIG_FILE and entry.name not in listed:
+            raise ModelError(f"{entry}: not listed in {CONFIG_FILE}; a model folder holds only the files it was saved with - remove it or retrain with `framecode train`")
+    files = {}
+    for name, expected in sorted(listed.items()):
+        files[name] = _read_plain(folder / name)
+        if hashlib.sha256(files[name]).hexdigest() != expected:
+            raise ModelError(f"{folder / name}: changed since the model was saved (sha256 mismatch); retrain with `framecode train`")
+    if (config_bytes != _config_text(config).encode("utf-8") or not isinstance(config.get("name"), str)
+            or config.get("model_id") != derive_model_id(config)):
+        raise ModelError(f"{config_path}: changed since the model was saved (its content does not give model id "
+                         f"{config.get('model_id')!r}); retrain with `framecode train`")
+    config["model_hash"] = hashlib.sha256(config_bytes).hexdigest()
+    return config, files
+
+
+def _read_plain(path: Path) -> bytes:
+    """The bytes of a model folder's regular file, never through a link."""
+    try:
+        descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except FileNotFoundError:
+        raise ModelError(f"{path}: missing from the model folder; retrain with `framecode train`") from None
+    except OSError as exc:
+        raise ModelError(os_error_message(exc, path)) from None
+    with os.fdopen(descriptor, "rb") as handle:
+        if not stat.S_ISREG(os.fstat(handle.fileno()).st_mode):
+            raise ModelError(f"{path}: not a plain file; retrain with `framecode train`")
+        return handle.read()
+
+
+def load_array(files: Mapping[str, bytes], name: str, folder: str | Path) -> np.ndarray:
+    """An array of a verified model folder, read with pickles disallowed."""
+    try:
+        return np.load(io.BytesIO(files[f"{name}.npy"]), allow_pickle=False)
+    except (ValueError, OSError, EOFError):
+        raise ModelError(f"{Path(folder) / f'{name}.npy'}: not a plain .npy array (pickles are never loaded); retrain with `framecode train`") from None
+
+
+def load_coder(model_dir: str | Path | None = None, *, codebook: Codebook, encoder=None) -> TrainedCoder:
+    """Load a model folder after checking its files, their hashes, its id and its codebook."""
+    folder = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+    config, files = read_model_folder(folder)
     if config["codebook"]["hash"] != codebook.content_hash:
         raise ModelError(
             f"{folder}: model was trained under codebook {config['codebook']['version']} "
             f"(hash {config['codebook']['hash']}), but the codebook in use is {codebook.version} "
             f"(hash {codebook.content_hash}); retrain with `framecode train` or pass the matching --codebook"
         )
-    for name, expected in config.get("files", {}).items():
-        path = folder / name
-        if not path.is_file() or sha256_file(path) != expected:
-            raise ModelError(f"{path}: missing or changed since the model was saved (sha256 mismatch); retrain with `framecode train`")
-    if set(config.get("files", {})) != {f"{a}.npy" for a in ARRAYS} | {EVIDENCE_FILE, VOCABULARY_FILE}:
-        raise ModelError(f"{folder}: {CONFIG_FILE} does not list the model's files; retrain with `framecode train`")
-    arrays = {name: np.load(folder / f"{name}.npy", allow_pickle=False) for name in ARRAYS}
+    arrays = {name: load_array(files, name, folder) for name in ARRAYS}
     estimator = SupervisedCoder(**config["coder"]["params"])
     estimator.coef_ = arrays["coef"]
     estimator.intercept_ = arrays["intercept"]
     estimator.calibration_ = arrays["calibration"]
     estimator.thresholds_ = np.asarray(config["thresholds"])
     evidence = []
-    with open(folder / EVIDENCE_FILE, encoding="utf-8") as handle:
-        for line in handle:
-            item = json.loads(line)
-            evidence.append(Evidence(item["id"], item["text"], tuple(item["codes"]), item["origin"]))
-    vocabulary = json.loads((folder / VOCABULARY_FILE).read_text(encoding="utf-8"))
+    for line in filter(None, files[EVIDENCE_FILE].decode("utf-8").split("\n")):
+        item = json.loads(line)
+        evidence.append(Evidence(item["id"], item["text"], tuple(item["codes"]), item["origin"]))
+    vocabulary = json.loads(files[VOCABULARY_FILE].decode("utf-8"))
     tfidf = tfidf_from_state(vocabulary, arrays["tfidf_idf"]) if vocabulary else None
-    config["model_hash"] = sha256_file(folder / CONFIG_FILE)
     return TrainedCoder(
         config, codebook, estimator, FeatureSpec.from_dict(config["features"]), arrays["prototypes"], tuple(evidence),
         arrays["evidence_embeddings"], tfidf, encoder,

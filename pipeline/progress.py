@@ -46,7 +46,7 @@ def show_progress(enabled: bool, *, console: Console | None = None) -> Iterator[
 
     display = Progress(
         TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(), _rate_column(),
-        TimeElapsedColumn(), TextColumn("left"), TimeRemainingColumn(),
+        TimeElapsedColumn(), TextColumn("elapsed,"), TimeRemainingColumn(), TextColumn("left"),
         console=console or Console(stderr=True), transient=True,
     )
     token = _display.set(display)

@@ -232,7 +232,7 @@ def _write_review_workbook(out: Path, rows: list[dict], columns: Sequence[str], 
     from openpyxl.writer.excel import ExcelWriter
 
     from .files import atomic_write_bytes
-    from .tables import _restamp_zip
+    from .tables import restamp_zip
 
     workbook = Workbook()
     sheet = workbook.active
@@ -272,12 +272,12 @@ def _write_review_workbook(out: Path, rows: list[dict], columns: Sequence[str], 
     buffer = io.BytesIO()
     with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
         ExcelWriter(workbook, archive).save()
-    atomic_write_bytes(out, _restamp_zip(buffer.getvalue(), stamp))
+    atomic_write_bytes(out, restamp_zip(buffer.getvalue(), stamp))
 
 
 def _fill(sheet, out: Path, rows: list[dict], columns: Sequence[str]) -> None:
     """Header and rows; text always stored as text (a quote starting with '=' is no formula)."""
-    from .tables import _xlsx_text
+    from .tables import xlsx_text
 
     for number, row in enumerate([dict(zip(columns, columns)), *rows]):
         for k, column in enumerate(columns, start=1):
@@ -286,7 +286,7 @@ def _fill(sheet, out: Path, rows: list[dict], columns: Sequence[str]) -> None:
             if isinstance(value, int):
                 cell.value = value
             elif value:
-                cell.value = _xlsx_text(out, sheet.title, number, column, str(value))
+                cell.value = xlsx_text(out, sheet.title, number, column, str(value))
                 cell.data_type = "s"
 
 
@@ -353,7 +353,7 @@ def read_human_codings(path: str | Path) -> list[dict[str, object]]:
     """Rows of one ``labels/human/<coder>.jsonl`` file (``codes`` as a list)."""
     path = Path(path)
     rows = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
+    for number, line in enumerate(path.read_text(encoding="utf-8").split("\n"), start=1):  # U+2028 is text
         if not line.strip():
             continue
         try:
@@ -553,6 +553,10 @@ def read_decision_files(paths: Iterable[str | Path]) -> dict[str, PersonCoding]:
             decisions[quote] = PersonCoding(quote, sha256_text(str(row.get("text", ""))),
                                             tuple(sorted(map(str, row["codes"]))), str(row["coder"]))
     return decisions
+
+
+PERSON_COLUMNS: tuple[str, ...] = ("model_codes", "coded_by")
+"""Written after the codings layout by `code` and `recode`: the model's own codes, and ``person`` or ``model``."""
 
 
 def apply_decisions(rows: Iterable[dict], decisions: Mapping[str, PersonCoding]) -> Iterator[dict]:

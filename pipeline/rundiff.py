@@ -121,7 +121,7 @@ def diff_runs(run_a: Path, run_b: Path) -> RunDiff:
         run_b=manifest_b["run_id"],
         codebook=codebook_changes(_snapshot(run_a), _snapshot(run_b)),
         model=_model_change(manifest_a, manifest_b),
-        inputs=_input_changes(manifest_a["inputs"], manifest_b["inputs"]),
+        inputs=_input_changes(_pinned(manifest_a), _pinned(manifest_b)),
         quotes_only_in_a=only_a,
         quotes_only_in_b=only_b,
         quotes=quotes,
@@ -152,6 +152,12 @@ def codebook_changes(a: Codebook, b: Codebook) -> tuple[CodebookChange, ...]:
 def _model_change(a: dict, b: dict) -> dict | None:
     side = lambda m: {"id": m["model"]["id"], "hash": m["model"]["hash"], "encoder": m["encoder"]}  # noqa: E731
     return None if side(a) == side(b) else {"a": side(a), "b": side(b)}
+
+
+def _pinned(manifest: dict) -> list[dict]:
+    """A run's pinned files: its inputs and the reviewers' decision files it applied."""
+    decisions = (manifest.get("decisions") or {}).get("files", [])
+    return manifest["inputs"] + [{"path": f"{e['path']} (decisions)", "sha256": e["sha256"]} for e in decisions]
 
 
 def _input_changes(a: list[dict], b: list[dict]) -> tuple[InputChange, ...]:

@@ -16,6 +16,7 @@ from functools import lru_cache
 from pathlib import Path
 from types import MappingProxyType
 
+from .columns import hidden_value, shown_value
 from .errors import InputError, Problem, ValidationError
 from .paths import CORPUS_DIR
 from .records import SECTORS
@@ -101,7 +102,7 @@ class SectorRegistry:
             sector = normalize_sector(row["sector"])
             if sector not in SECTORS:
                 hint = closest_sector(sector)
-                rule = f"unknown sector {row['sector']!r}" + (f"; did you mean {hint!r}?" if hint else f"; expected one of {', '.join(SECTORS)}")
+                rule = f"unknown sector {shown_value(row['sector']) if hint else hidden_value(row['sector'])}" + (f"; did you mean {hint!r}?" if hint else f"; expected one of {', '.join(SECTORS)}")
                 problems.append(Problem(str(path), rule, row=number, column="sector"))
                 continue
             aliases = [a.strip() for a in row["aliases"].split(";") if a.strip()]

@@ -142,16 +142,12 @@ class CoderErrors:
 
     @classmethod
     def from_model_dir(cls, folder: str | Path) -> CoderErrors:
-        from .model import read_model_config
+        from .model import load_array, read_model_folder
 
-        folder = Path(folder)
-        config = read_model_config(folder)
-        try:
-            proba = np.load(folder / "holdout_proba.npy", allow_pickle=False)
-            truth = np.load(folder / "holdout_labels.npy", allow_pickle=False).astype(bool)
-            pages = np.load(folder / "holdout_groups.npy", allow_pickle=False)
-        except (FileNotFoundError, ValueError):
-            raise ModelError(f"{folder}: no measured error rates (holdout_*.npy); retrain with `framecode train`") from None
+        config, files = read_model_folder(folder)
+        proba = load_array(files, "holdout_proba", folder)
+        truth = load_array(files, "holdout_labels", folder).astype(bool)
+        pages = load_array(files, "holdout_groups", folder)
         predicted = proba >= np.asarray(config["thresholds"], dtype=proba.dtype)
         return cls(config["model_id"], tuple(config["code_ids"]), predicted, truth, pages)
 

@@ -20,6 +20,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .columns import shown_names
 from .errors import InputError, Problem, ValidationError
 from .files import atomic_write, atomic_write_bytes
 
@@ -136,7 +137,7 @@ def _header(path: Path, cells: Sequence[str], sheet: str | None = None) -> tuple
     seen: set[str] = set()
     for name in names:
         if name in seen:
-            raise InputError(f"{place}: column {name!r} appears twice in the header; rename one")
+            raise InputError(f"{place}: column {shown_names([name])} appears twice in the header; rename one")
         seen.add(name)
     return tuple(names)
 
@@ -183,7 +184,7 @@ def _read_jsonl(path: Path, text: str, encoding: str) -> Table:
     columns: dict[str, None] = {}
     parsed: list[tuple[int, dict[str, str]]] = []
     problems: list[Problem] = []
-    for number, line in enumerate(text.splitlines(), start=1):
+    for number, line in enumerate(text.split("\n"), start=1):  # not splitlines: U+2028 is text
         if not line.strip():
             continue
         try:
@@ -294,7 +295,7 @@ def csv_safe(text: str) -> str:
     gets one more ``'`` in front; plain numbers such as ``-0.25`` are left alone.
     :func:`csv_unescape` undoes it exactly.
     """
-    if text and text[0] in "'=+-@\t\r" and _NEEDS_ESCAPE.match(text) and not _PLAIN_NUMBER.match(text):
+    if text and text[0] in "'" + FORMULA_START and _NEEDS_ESCAPE.match(text) and not _PLAIN_NUMBER.match(text):
         return "'" + text
     return text
 
@@ -380,7 +381,7 @@ def write_workbook(
         worksheet = workbook.create_sheet(title=title)
         widths = _column_widths(columns, values)
         _lay_out(worksheet, widths, len(values))
-        worksheet.append([_header_cell(worksheet, _xlsx_text(path, title, 1, c, c)) for c in columns])
+        worksheet.append([_header_cell(worksheet, xlsx_text(path, title, 1, c, c)) for c in columns])
         styles = [(formats.get(c), width >= XLSX_WRAP_WIDTH) for c, width in zip(columns, widths)]
         for row in values:
             worksheet.append([_cell(worksheet, v, *style) for v, style in zip(row, styles)])
@@ -392,7 +393,7 @@ def write_workbook(
         ExcelWriter(workbook, archive).save()
     data = buffer.getvalue()
     if timestamp is not None:
-        data = _restamp_zip(data, stamp)
+        data = restamp_zip(data, stamp)
     atomic_write_bytes(path, data)
 
 
@@ -430,11 +431,11 @@ def _xlsx_row(path: Path, sheet: str, number: int, row: Row, columns: Sequence[s
         if isinstance(value, bool | int) or (isinstance(value, float) and math.isfinite(value)):
             values.append(value)
         else:
-            values.append(_xlsx_text(path, sheet, number, column, _text(value)))
+            values.append(xlsx_text(path, sheet, number, column, _text(value)))
     return values
 
 
-def _xlsx_text(path: Path, sheet: str, number: int, column: str, text: str) -> str:
+def xlsx_text(path: Path, sheet: str, number: int, column: str, text: str) -> str:
     """``text`` if XLSX can hold it; ``number`` is the spreadsheet row (1 = header)."""
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
 
@@ -468,7 +469,7 @@ def _cell(worksheet, value: object, number_format: str | None = None, wrap: bool
     return cell
 
 
-def _restamp_zip(data: bytes, stamp: dt.datetime) -> bytes:
+def restamp_zip(data: bytes, stamp: dt.datetime) -> bytes:
     """Rewrite a zip archive with every entry dated ``stamp`` (deterministic bytes)."""
     date_time = (max(stamp.year, 1980), stamp.month, stamp.day, stamp.hour, stamp.minute, stamp.second)
     out = io.BytesIO()

@@ -165,7 +165,8 @@ def test_code_command_writes_the_contract_columns_in_input_order(tmp_path, shipp
     with open(out, newline="", encoding="utf-8") as handle:
         rows = list(csv.DictReader(handle))
     assert [r["text"] for r in rows] == texts
-    assert list(rows[0]) == [*coding_columns(shipped.code_ids), *PERSON_COLUMNS]
+    assert list(rows[0]) == [*coding_columns(shipped.code_ids), *PERSON_COLUMNS, "source"]
+    assert rows[0]["source"] == "new.csv:row 2"
     for row in rows:
         codes = [c for c in row["codes"].split(";") if c]
         assert codes == sorted(codes)

@@ -94,6 +94,22 @@ def test_same_text_same_vector(torch_encoder, int8_encoder):
     assert np.array_equal(fresh.encode(QUOTES), torch_encoder.encode(QUOTES))
 
 
+def test_a_vector_does_not_depend_on_the_texts_encoded_with_it(torch_encoder, int8_encoder):
+    texts = [*QUOTES, "Data.", " ".join(QUOTES * 3)]  # lengths that the encoder would pad
+    for encoder in (int8_encoder, torch_encoder):
+        together = encoder.encode(texts)
+        alone = np.vstack([encoder.encode([text]) for text in texts])
+        assert np.array_equal(together, alone)
+        assert np.array_equal(Encoder(encoder.model, encoder.identity, batch_size=2).encode(texts[::-1]), together[::-1])
+
+
+def test_cache_key_names_the_batching_so_old_batched_vectors_are_not_reused(int8_encoder):
+    identity = int8_encoder.identity
+    assert identity.batching == "per-text" and identity.key.endswith("-per-text")
+    recorded_before = {k: v for k, v in identity.to_dict().items() if k != "batching"}
+    assert EncoderIdentity.from_dict(recorded_before).key != identity.key
+
+
 def test_int8_agrees_with_fp32(torch_encoder, int8_encoder):
     cosines = np.sum(torch_encoder.encode(QUOTES) * int8_encoder.encode(QUOTES), axis=1)
     assert cosines.min() > 0.98

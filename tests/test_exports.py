@@ -96,6 +96,17 @@ def test_code_writes_xlsx_with_readable_columns_and_indicators(tmp_path, formula
         assert {c for c in CODEBOOK.code_ids if row[f"code_{c}"] == "1"} == codes
 
 
+def test_code_keeps_the_inputs_source_origin_and_url_under_readable_names(tmp_path, hash_coder):
+    quotes = tmp_path / "quotes.jsonl"
+    quotes.write_text(json.dumps({"text": "We saved money.", "Source": "wave 1", "origin": "real",
+                                  "Source URL": "https://example.org/a"}) + "\n", encoding="utf-8")
+    result = runner.invoke(app, ["code", str(quotes), "--out", str(tmp_path / "codings.xlsx")])
+    assert result.exit_code == 0, result.output
+    sheet = openpyxl.load_workbook(tmp_path / "codings.xlsx")["Codings"]
+    row = {c.value: v.value for c, v in zip(sheet[1], sheet[2])}
+    assert (row["Source"], row["Origin"], row["Source URL"]) == ("wave 1", "real", "https://example.org/a")
+
+
 def test_code_refuses_an_unknown_output_suffix_before_coding(tmp_path, formula_quotes, hash_coder):
     result = runner.invoke(app, ["code", str(formula_quotes), "--out", str(tmp_path / "codings.txt")])
     assert result.exit_code == 2

@@ -113,7 +113,7 @@ def test_header_variants_ids_sources_and_surrounding_whitespace(tmp_path):
         encoding="utf-8",
     )
     first, second = read_quotes([path]).quotes
-    assert first.text == "Data saved us money."
+    assert first.text == "  Data saved us money.  "  # text kept exactly (SPEC)
     assert (first.program, first.sector, first.source, first.source_url) == ("CHP", "academic_research", "q.csv:row 2", "https://example.org")
     assert first.id == read_quotes([path]).quotes[0].id  # stable
     assert second.sector == "public_health"  # the input's sector wins, written loosely

@@ -197,7 +197,7 @@ def test_long_quote_is_read_whole_in_every_format_and_noticed(tmp_path):
     as_jsonl = tmp_path / "long.jsonl"
     as_jsonl.write_text(json.dumps({"id": "long2", "text": LONG}) + "\n", encoding="utf-8")
     result = read_quotes([as_csv, as_jsonl])
-    assert [len(q.text) for q in result.quotes] == [len(LONG.strip()), len("Data sharing helps."), len(LONG.strip())]
+    assert [len(q.text) for q in result.quotes] == [len(LONG), len("Data sharing helps."), len(LONG)]  # text kept exactly
     assert [(n.file.split("/")[-1], n.row) for n in result.notices] == [("long.csv", 2), ("long.jsonl", 1)]
     assert all("199,999 characters is longer than the encoder reads" in n.rule for n in result.notices)
 
@@ -231,6 +231,18 @@ def test_recode_of_the_corpus_skips_the_registry(tmp_path, hash_coder):
     header_only.write_text("text\n", encoding="utf-8")
     empty = runner.invoke(app, ["recode", str(header_only), "--runs-dir", str(tmp_path / "runs")])
     assert empty.exit_code == 2 and "no quotes found" in empty.output
+    blank_rows = tmp_path / "blank_rows.csv"
+    blank_rows.write_text("text,organization\n,A\n  ,B\n", encoding="utf-8")
+    blank = runner.invoke(app, ["recode", str(blank_rows), "--runs-dir", str(tmp_path / "blank_runs")])
+    assert blank.exit_code == 2 and "no quotes found" in blank.output, blank.output
+    assert not (tmp_path / "blank_runs").exists()
+    quotes = tmp_path / "quotes.csv"
+    quotes.write_text("text\nWe saved money.\n", encoding="utf-8")
+    mixed = runner.invoke(app, ["recode", str(quotes), str(header_only), str(blank_rows), "--runs-dir", str(tmp_path / "mixed")])
+    assert mixed.exit_code == 0, mixed.output
+    _, rejected = _run_outputs(tmp_path / "mixed")
+    assert {r for r in rejected if r[1] == "0"} == {("header.csv", "0", "noted", "no quotes found"),
+                                                   ("blank_rows.csv", "0", "noted", "no quotes found")}
 
 
 def _run_outputs(runs: Path) -> tuple[list[dict], list[tuple]]:
@@ -261,6 +273,13 @@ def test_code_and_tag_read_like_ingest(tmp_path):
     assert [(r["id"], r["Respondent ID"], r["Submitted"]) for r in rows] == [
         ("R-001", "R-001", "2026-05-01 10:00"), ("R-003", "R-003", "2026-05-02 09:30")]
     assert "row 3, column" in coded.output and SECRET not in coded.output
+
+    own = tmp_path / "own.csv"  # the input's own source, origin and URL columns reach the codings
+    own.write_text("text,Source,origin,Source URL\nWe saved money.,wave 1,real,https://example.org/a\n", encoding="utf-8")
+    coded = runner.invoke(app, ["code", str(own), "--out", str(tmp_path / "own_codings.csv"), "--model-only"])
+    assert coded.exit_code == 0, coded.output
+    row = read_table(tmp_path / "own_codings.csv").rows[0]
+    assert (row["source"], row["origin"], row["source_url"]) == ("wave 1", "real", "https://example.org/a")
 
     tagged = runner.invoke(app, ["tag", "--file", str(source), "--text-column", QUESTION, "--json"])
     assert tagged.exit_code == 0, tagged.output

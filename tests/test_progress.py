@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 
 import numpy as np
 from rich.console import Console
@@ -28,7 +29,8 @@ def test_a_shown_task_draws_a_bar_with_count_rate_and_time_left():
     assert "coding" in drawn
     assert "2/4" in drawn
     assert "quotes/s" in drawn
-    assert "left" in drawn
+    plain = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", drawn)
+    assert re.search(r"\d:\d\d:\d\d elapsed, +(\d+:\d\d:\d\d|-:--:--) left", plain)  # each time says which it is
 
 
 def test_work_outside_a_shown_display_prints_nothing_and_logs_steps_at_debug(capsys, caplog):

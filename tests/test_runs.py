@@ -50,7 +50,7 @@ def write_corpus(path: Path, n: int, *, extra_rows: list[list[str]] = (), start:
         writer = csv.writer(handle)
         writer.writerow(["id", "text", "organization", "program", "sector"])
         for i in range(start, start + n):
-            writer.writerow([f"q{i}", f"testimonial {i} about sharing data " * (1 + i % 4),
+            writer.writerow([f"q{i}", corpus_text(i),
                              f"Org {i % 25}", PROGRAMS[i % 2], SECTORS[i % 4]])
         writer.writerows(extra_rows)
     return path
@@ -382,7 +382,7 @@ def write_decisions(folder: Path, coder: str, decisions: list[tuple[str, str, li
 
 
 def corpus_text(i: int) -> str:
-    """The text of quote ``q{i}`` of :func:`write_corpus`, as read (stripped)."""
+    """The text of quote ``q{i}`` of :func:`write_corpus` (read exactly)."""
     return (f"testimonial {i} about sharing data " * (1 + i % 4)).strip()
 
 
@@ -427,6 +427,7 @@ def test_decisions_override_the_model_in_every_output_and_chunks_are_still_reuse
     assert diff.exit_code == 0, diff.output
     changed = {q for q in ("q1", "q3") if model_rows[q]["codes"] != rows[q]["codes"]}
     assert f"quotes: {len(changed)} with changed codes" in diff.output and changed
+    assert f"inputs: added {decision_file.resolve()} (decisions)" in diff.output
 
 
 def test_resume_refuses_a_changed_decision_file_and_applies_the_pinned_one(tmp_path, codebook):

@@ -20,6 +20,7 @@ from typer.testing import CliRunner
 
 from pipeline.codebook import load_codebook
 from pipeline.coding import CodeResult, Example, TagResult
+from pipeline.errors import InputError
 from pipeline.tables import write_table
 from pipeline.web import WebSettings, accounts, check_host, create_app
 from pipeline.web.accounts import create_coder
@@ -256,3 +257,35 @@ def test_serve_refuses_a_non_local_host_until_an_admin_exists(project):
     assert (project / "workbench.sqlite").exists()
     check_host("0.0.0.0", accounts=True)  # allowed now: everyone signs in
     check_host("::1", accounts=False)
+
+
+def test_a_form_without_its_token_or_with_a_bad_value_gets_a_page_not_json(workbench, project):
+    client = TestClient(workbench)
+    upload(client, quotes_csv(project))
+    no_token = client.post("/quote", data={"id": "q-review", "codes": ["timely_data"]})
+    assert no_token.status_code == 403 and "reload the page" in no_token.text and "text/html" in no_token.headers["content-type"]
+    bad = client.post("/assign", data={"csrf_token": csrf(client.get("/").text), "overlap_percent": SECRET})
+    assert bad.status_code == 400 and "overlap_percent" in bad.text and SECRET not in bad.text  # never echoed
+    assert client.get("/quote").status_code == 400
+
+
+def test_an_upload_named_dot_dot_is_refused_in_one_line(workbench, project):
+    client = TestClient(workbench)
+    response = client.post("/upload", data={"csrf_token": csrf(client.get("/").text)},
+                           files={"file": ("..", b"id,text\nq1,Shared data saved money.\n")})
+    assert response.status_code == 400 and "choose a file first" in response.text
+
+
+def test_coder_names_differing_only_in_case_are_refused(workbench):
+    create_coder(workbench.state.engine, "Ben", "correct horse")
+    with pytest.raises(InputError, match="taken"):
+        create_coder(workbench.state.engine, "ben", "correct horse")
+
+
+def test_the_agreement_page_shows_the_intervals_it_promises(workbench, project):
+    client = TestClient(workbench)
+    upload(client, quotes_csv(project))
+    for codes in (None, ["timely_data"], ["cost_savings"]):
+        decide(client, codes=codes)
+    page = client.get("/agreement").text
+    assert "95% interval" in page and re.search(r'<span class="ci">\[-?\d\.\d\d, -?\d\.\d\d\]</span>', page)

@@ -184,6 +184,20 @@ def test_a_failed_retraining_keeps_the_old_model_and_says_why(project):
     assert ana.post("/retrain", data={"csrf_token": "forged"}).status_code == 403
 
 
+def test_retrain_trains_on_the_adjudications_made_since_the_last_export(project):
+    app, _ = retraining_app(project, fake_training([]))
+    (ana, _), (ben, _) = sign_in(app, "Ana"), sign_in(app, "Ben")
+    upload(ana, quotes_csv(project))
+    decide(ana, codes=["cost_savings"])
+    decide(ben, codes=["timely_data"])
+    page = ana.get("/adjudicate/next")
+    ana.post("/adjudicate", data={"csrf_token": csrf(page.text), "id": "q-review", "codes": ["timely_data"]})
+    ana.post("/retrain", data={"csrf_token": csrf(ana.get("/retrain").text)})
+    assert app.state.retrainer.wait(timeout=30).state == "done"
+    final = (project / "labels" / "human" / "adjudicated.jsonl").read_text().splitlines()
+    assert [(json.loads(r)["id"], json.loads(r)["codes"]) for r in final] == [("q-review", ["timely_data"])]
+
+
 def test_the_training_child_reports_a_bad_label_file_in_one_line(tmp_path):
     (tmp_path / "codebook.yaml").write_text("codes: [")
     result = subprocess.run([sys.executable, "-m", "pipeline.web.retrain", str(tmp_path / "codebook.yaml"),

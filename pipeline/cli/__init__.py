@@ -9,6 +9,8 @@ quote text, is shown only with ``--debug``).
 from __future__ import annotations
 
 import logging
+import os
+import sqlite3
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +21,7 @@ from typer.core import TyperGroup
 
 from ..config import load_config
 from ..errors import FramecodeError
+from ..files import os_error_message
 
 log = logging.getLogger("framecode")
 
@@ -43,6 +46,20 @@ class FramecodeGroup(TyperGroup):
                 raise
             typer.echo(f"framecode: error: {exc}", err=True)
             raise typer.Exit(exc.exit_code) from None
+        except BrokenPipeError:  # `framecode diff ... | head` closed the pipe: nothing is wrong
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # as Python's docs advise for SIGPIPE
+            raise typer.Exit(0) from None
+        except OSError as exc:  # disk full, read-only, permission denied...: a user's problem, said in words
+            if _debug(ctx):
+                raise
+            typer.echo(f"framecode: error: {os_error_message(exc)}", err=True)
+            raise typer.Exit(2) from None
+        except sqlite3.DatabaseError as exc:
+            if _debug(ctx):
+                raise
+            typer.echo(f"framecode: error: a database could not be read or written ({exc}); "
+                       "a damaged work.sqlite belongs to a damaged run: start a new run", err=True)
+            raise typer.Exit(2) from None
         except Exception as exc:
             if _is_cli_control_flow(exc):
                 raise

@@ -103,7 +103,7 @@ def register(app: typer.Typer) -> None:
             if human is not None or model_only:
                 raise InputError("recode: --human and --model-only apply to a new run; --resume keeps the decisions the run started with")
             run_dir = find_run(resume, runs_dir)
-            manifest = read_manifest(run_dir)
+            manifest = read_manifest(run_dir, complete=True)
             book = load_codebook(manifest["codebook"]["path"]) if manifest["codebook"]["path"] else None
             if book is None:
                 raise InputError(f"{run_dir}: the run recorded no codebook file; start a new run instead")

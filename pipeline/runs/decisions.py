@@ -15,10 +15,8 @@ from pathlib import Path
 from ..errors import InputError, RunError
 from ..files import sha256_file
 from ..records import Codebook
-from ..review import PersonCoding, apply_decisions, human_files, read_decision_files, read_human_codings
+from ..review import PERSON_COLUMNS, PersonCoding, apply_decisions, human_files, read_decision_files, read_human_codings
 from .manifest import BASE_COLUMNS, EXTRA_COLUMNS
-
-PERSON_COLUMNS = ("model_codes", "coded_by")  # as ``pipeline.coding.PERSON_COLUMNS``
 
 
 def pin_decisions(human_dir: Path | None, codebook: Codebook) -> dict:

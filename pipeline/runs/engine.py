@@ -7,6 +7,7 @@ import json
 import logging
 import os
 import platform
+import sqlite3
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
@@ -15,16 +16,16 @@ from pathlib import Path
 
 from ..columns import ReadOptions
 from ..errors import FramecodeError, InputError, RunError
-from ..files import atomic_write_text, sha256_file
+from ..files import atomic_write_text, os_error_message, remove_temp_files, sha256_file
 from ..progress import is_shown, track
 from ..records import Codebook
 from .coder import Coder
 from .decisions import check_decisions, load_decisions, pin_decisions
 from .inputs import InputFile, carried_columns, check_header, iter_chunks, iter_records
-from .manifest import (CODEBOOK_SNAPSHOT, WORK_DB, RunResult, Timings, create_run_dir, iso, package_versions,
+from .manifest import (CODEBOOK_SNAPSHOT, WORK_DB, RunResult, Timings, create_run_dir, iso, package_versions, release_space, reserve_space,
                        read_manifest, run_columns, run_lock, utc_now, write_manifest)
 from .outputs import write_outputs
-from .store import chunk_key, codings_blob, commit_chunk, find_reuse, open_store, reuse_sources
+from .store import chunk_key, database_error, codings_blob, commit_chunk, find_reuse, open_store, reuse_sources
 
 log = logging.getLogger(__name__)
 
@@ -64,8 +65,9 @@ def start_run(
     for entry in pinned:
         if entry.streamed:
             check_header(Path(entry.path), options)
-    if not any(r.outcome != "noted" for e in pinned for r in iter_records(Path(e.path), streamed=e.streamed, options=options)):
-        raise InputError(f"{', '.join(str(p) for p in inputs)}: no quotes found; every input is empty or header only")
+    if not any(r.outcome not in ("noted", "skipped") for e in pinned for r in iter_records(Path(e.path), streamed=e.streamed, options=options)):
+        raise InputError(f"{', '.join(str(p) for p in inputs)}: no quotes found; every input is empty, header only "
+                         "or has blank text in every row")
     carried = carried_columns(pinned, options)
     decisions = pin_decisions(human_dir, codebook)
     codebook_file = Path(codebook_path) if codebook_path else None
@@ -73,6 +75,7 @@ def start_run(
         "inputs": [{"path": f.path, "sha256": f.sha256, "bytes": f.bytes, "streamed": f.streamed,
                     "encoding": f.encoding, "rows": None} for f in pinned],
         "decisions": decisions,
+        "registry": {"path": str(REGISTRY_FILE.resolve()), "sha256": _registry_sha256()},
         "codebook": {
             "version": codebook.version,
             "content_hash": codebook.content_hash,
@@ -100,7 +103,6 @@ def start_run(
         "sessions": [],
     }
     with run_lock(run_dir):
-        atomic_write_text(run_dir / CODEBOOK_SNAPSHOT, json.dumps(codebook.to_dict(), indent=2, ensure_ascii=False) + "\n")
         write_manifest(run_dir, manifest)
         return _execute(run_dir, manifest, coder, codebook, now=now)
 
@@ -119,14 +121,27 @@ def check_unchanged(run_dir: Path, manifest: dict) -> None:
         path = Path(book["path"])
         if not path.is_file() or sha256_file(path) != book["sha256"]:
             raise RunError(f"{path}: codebook changed or missing since run {manifest['run_id']} started; restore it or start a new run")
+    registry = manifest.get("registry")
+    if registry and _registry_sha256(Path(registry["path"])) != registry["sha256"]:
+        raise RunError(f"{registry['path']}: organization registry changed since run {manifest['run_id']} started (sectors "
+                       "would differ); restore it or start a new run")
     check_decisions(manifest)
+
+
+def _registry_sha256(path: Path | None = None) -> str | None:
+    """The sha256 of the organization registry (which resolves sectors), None when there is none."""
+    from ..sectors import REGISTRY_FILE
+
+    path = path or REGISTRY_FILE
+    return sha256_file(path) if path.is_file() else None
 
 
 def resume_run(run_dir: Path, *, coder: Coder, codebook: Codebook, now: Callable[[], datetime] = utc_now) -> RunResult:
     """Continue an interrupted or failed run; finished chunks are kept, not recomputed."""
     run_dir = Path(run_dir)
     with run_lock(run_dir):
-        manifest = read_manifest(run_dir)
+        remove_temp_files(run_dir)  # left by a session killed while writing
+        manifest = read_manifest(run_dir, complete=True)
         if manifest["status"] == "complete":
             raise RunError(f"{run_dir}: run {manifest['run_id']} is already complete; start a new run instead")
         check_unchanged(run_dir, manifest)
@@ -135,7 +150,6 @@ def resume_run(run_dir: Path, *, coder: Coder, codebook: Codebook, now: Callable
         if coder.model_hash != manifest["model"]["hash"]:
             raise RunError(f"{manifest['model'].get('path') or coder.model_id}: model changed since run {manifest['run_id']} started; restore it or start a new run")
         manifest["status"] = "running"
-        write_manifest(run_dir, manifest)
         return _execute(run_dir, manifest, coder, codebook, now=now)
 
 
@@ -147,18 +161,23 @@ def _execute(run_dir: Path, manifest: dict, coder: Coder, codebook: Codebook, *,
     chunk_size = manifest["parameters"]["chunk_size"]
     session = len(manifest["sessions"]) + 1
     manifest["sessions"].append({"session": session, "pid": os.getpid(), "started_at": iso(now()), "ended_at": None})
-    write_manifest(run_dir, manifest)
     timings = Timings()
-    db = open_store(run_dir / WORK_DB)
-    sources = reuse_sources(run_dir.parent, run_dir, coder, codebook, columns) if manifest["parameters"]["reuse"] else []
+    db = None
+    sources: list = []
     coded = reused = skipped = 0
     try:
+        reserve_space(run_dir)
+        write_manifest(run_dir, manifest)
+        if not (run_dir / CODEBOOK_SNAPSHOT).is_file():
+            atomic_write_text(run_dir / CODEBOOK_SNAPSHOT, json.dumps(codebook.to_dict(), indent=2, ensure_ascii=False) + "\n")
+        db = open_store(run_dir / WORK_DB)
+        sources = reuse_sources(run_dir.parent, run_dir, coder, codebook, columns) if manifest["parameters"]["reuse"] else []
         done = dict(db.execute("SELECT chunk_no, key FROM chunks"))
         seen_ids: set[bytes] = set()
         seen_quotes: set[bytes] = set()
         rows_per_file: Counter[str] = Counter()
         clock = time.perf_counter()
-        inputs = [(Path(e["path"]), e["streamed"]) for e in manifest["inputs"]]
+        inputs = [(Path(e["path"]), e["streamed"], e["sha256"]) for e in manifest["inputs"]]
         options = ReadOptions.from_dict(manifest["parameters"].get("read"))
         # Only a shown bar needs the total, worth an extra reading pass to give time left.
         total = sum(len(c) for c in iter_chunks(inputs, chunk_size, options)) if is_shown() else None
@@ -203,35 +222,57 @@ def _execute(run_dir: Path, manifest: dict, coder: Coder, codebook: Codebook, *,
                     payload = None
                     reused += 1
                 clock = time.perf_counter()
-                commit_chunk(db, chunk_no, key, len(records), len(accepted), session, source, payload, problems, sources)
+                commit_chunk(db, chunk_no, key, len(records), len(accepted), session, source, payload, problems)
                 timings.commit += time.perf_counter() - clock
             clock = time.perf_counter()
         for entry in manifest["inputs"]:
             entry["rows"] = rows_per_file[str(Path(entry["path"]))]
         clock = time.perf_counter()
-        check_decisions(manifest)
+        check_unchanged(run_dir, manifest)  # the files on disk are still the ones pinned and read
         counts = write_outputs(run_dir, db, manifest, codebook, load_decisions(manifest))
         timings.outputs += time.perf_counter() - clock
         db.execute("PRAGMA journal_mode=DELETE")  # fold the write-ahead log into work.sqlite
-    except BaseException as exc:
         db.close()
+        db = None
+        manifest["quotes"] = counts["coded"]
+        manifest["counts"] = counts
+        manifest.pop("error", None)
         _finish_session(run_dir, manifest, session, now, timings, coded, reused, skipped)
-        manifest["status"] = "failed"
-        manifest["error"] = str(exc) if isinstance(exc, FramecodeError) else type(exc).__name__
+        manifest["ended_at"] = manifest["sessions"][-1]["ended_at"]
+        manifest["status"] = "complete"
+        release_space(run_dir)
         write_manifest(run_dir, manifest)
-        raise
+    except BaseException as exc:
+        if db is not None:
+            db.close()
+        error = run_error(exc, run_dir)
+        _finish_session(run_dir, manifest, session, now, timings, coded, reused, skipped)
+        manifest.update(status="failed", ended_at=None, error=str(error) if error else type(exc).__name__)
+        release_space(run_dir)  # room for the manifest on a full disk
+        try:
+            write_manifest(run_dir, manifest)
+        except OSError:
+            if error is not None:
+                error = RunError(f"{error}; the run's status could not be recorded as failed (`framecode runs` shows it interrupted)")
+        if error is None or error is exc:
+            raise
+        raise error from None
     finally:
         for _, source_db in sources:
             source_db.close()
-    db.close()
-    manifest["quotes"] = counts["coded"]
-    manifest["counts"] = counts
-    manifest.pop("error", None)
-    _finish_session(run_dir, manifest, session, now, timings, coded, reused, skipped)
-    manifest["ended_at"] = manifest["sessions"][-1]["ended_at"]
-    manifest["status"] = "complete"
-    write_manifest(run_dir, manifest)
     return RunResult(run_dir.name, run_dir, manifest, coded, reused, skipped, timings)
+
+
+def run_error(exc: BaseException, run_dir: Path) -> FramecodeError | None:
+    """The one-line error a user should see for ``exc`` (None for a crash or an interrupt):
+    a file or database failure names the path, the cause in words and what to do."""
+    if isinstance(exc, FramecodeError):
+        return exc
+    if isinstance(exc, OSError):
+        return RunError(os_error_message(exc))
+    if isinstance(exc, sqlite3.Error):
+        return database_error(exc, run_dir / WORK_DB)
+    return None
 
 
 def _digest(*parts: str) -> bytes:

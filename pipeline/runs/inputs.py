@@ -7,6 +7,7 @@ import contextlib
 import csv
 import functools
 import hashlib
+import io
 import itertools
 import json
 import sys
@@ -16,7 +17,8 @@ from pathlib import Path
 
 from ..columns import ColumnMap, ReadOptions, map_columns
 from ..documents import PROGRAMS
-from ..errors import InputError
+from ..errors import InputError, RunError
+from ..files import sha256_file
 from ..records import SECTORS, Quote, quote_id
 from ..sectors import default_registry, normalize_sector
 from ..tables import csv_unescape
@@ -57,6 +59,7 @@ class InputFile:
         decoder = codecs.getincrementaldecoder("utf-8")()
         streamed = path.suffix.lower() in STREAMED_SUFFIXES
         size = 0
+        head = b""
         with open(path, "rb") as handle:
             for block in iter(lambda: handle.read(1 << 20), b""):
                 digest.update(block)
@@ -65,31 +68,97 @@ class InputFile:
                         decoder.decode(block)
                     except UnicodeDecodeError:
                         streamed = False
+                head = head or block
                 size += len(block)
-        with open(path, "rb") as handle:
-            bom = handle.read(3) == codecs.BOM_UTF8
-        encoding = ("utf-8-sig" if bom else "utf-8") if streamed else "detected by ingest"
+        if streamed:
+            encoding = "utf-8-sig" if head.startswith(codecs.BOM_UTF8) else "utf-8"
+        else:
+            encoding = _detected_encoding(path)
         return cls(str(path.resolve()), digest.hexdigest(), size, streamed, encoding)
 
 
-def iter_records(path: Path, *, streamed: bool = True, options: ReadOptions = ReadOptions()) -> Iterator[InputRecord]:
+def _detected_encoding(path: Path) -> str:
+    """The encoding ``ingest`` reads a file that cannot be streamed with, as it reports it."""
+    from ..documents import document_text
+    from ..tables import decode_text
+
+    suffix = path.suffix.lower()
+    formats = {".xlsx": "xlsx", ".html": "html", ".htm": "html", ".docx": "docx", ".pdf": "pdf"}
+    if suffix in formats:
+        return document_text(path, path.read_bytes())[1] if suffix in (".docx", ".pdf") else formats[suffix]
+    try:
+        return decode_text(path, path.read_bytes())[1]
+    except InputError:
+        return "unknown"  # reading it reports the problem, row by row
+
+
+def iter_records(path: Path, *, streamed: bool = True, options: ReadOptions = ReadOptions(),
+                 sha256: str | None = None) -> Iterator[InputRecord]:
     """The records of one input, as ``framecode ingest`` would read them (same options and policy).
 
     UTF-8 CSV, TSV and JSONL are streamed row by row; other formats and encodings are read
     whole by :func:`pipeline.ingest.read_quotes` (spreadsheets and documents are small by nature).
+    With ``sha256`` (the hash pinned when the run started), the bytes read are hashed as they
+    are read and a :class:`RunError` naming the file is raised after the last record when
+    they differ: a file edited or appended to during a run fails it.
     """
     suffix = path.suffix.lower()
     if streamed and suffix in (".csv", ".tsv"):
-        yield from _iter_delimited(path, "\t" if suffix == ".tsv" else ",", options)
+        yield from _iter_delimited(path, "\t" if suffix == ".tsv" else ",", options, sha256)
     elif streamed and suffix == ".jsonl":
-        yield from _iter_jsonl(path, options)
+        yield from _iter_jsonl(path, options, sha256)
     else:
+        if sha256 is not None:
+            _check_pinned(path, sha256_file(path), sha256)
         yield from _iter_ingested(path, options)
+        if sha256 is not None:  # read whole by ingest: unchanged before and after reading
+            _check_pinned(path, sha256_file(path), sha256)
 
 
-def _iter_delimited(path: Path, delimiter: str, options: ReadOptions) -> Iterator[InputRecord]:
+class _HashingReader(io.RawIOBase):
+    """A binary file that hashes every byte read from it."""
+
+    def __init__(self, raw: io.RawIOBase):
+        self.raw = raw
+        self.digest = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer) -> int:
+        n = self.raw.readinto(buffer)
+        if n:
+            self.digest.update(memoryview(buffer)[:n])
+        return n
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+@contextlib.contextmanager
+def _open_text(path: Path, sha256: str | None, newline: str | None = None) -> Iterator[io.TextIOWrapper]:
+    """``path`` opened as UTF-8 text; with ``sha256``, the bytes read are checked against it
+    once the caller has read to the end (an early stop checks nothing)."""
+    hashing = _HashingReader(open(path, "rb", buffering=0))
+    with io.TextIOWrapper(io.BufferedReader(hashing, 1 << 20), encoding="utf-8-sig", newline=newline) as handle:
+        yield handle
+        if sha256 is not None:
+            rest = bytearray(1 << 20)
+            while hashing.readinto(rest):  # whatever the reader left unread counts too
+                pass
+            _check_pinned(path, hashing.digest.hexdigest(), sha256)
+
+
+def _check_pinned(path: Path, actual: str, pinned: str) -> None:
+    if actual != pinned:
+        raise RunError(f"{path}: input changed during the run (its sha256 no longer matches the one pinned when the run "
+                       "started); the run failed and wrote no outputs: start a new run once the file is final")
+
+
+def _iter_delimited(path: Path, delimiter: str, options: ReadOptions, sha256: str | None = None) -> Iterator[InputRecord]:
     csv.field_size_limit(sys.maxsize)
-    with open(path, encoding="utf-8-sig", newline="") as handle:
+    with _open_text(path, sha256, newline="") as handle:
         reader = csv.reader(handle, delimiter=delimiter)
         header = [name.strip() for name in next(reader, [])]
         try:
@@ -97,23 +166,31 @@ def _iter_delimited(path: Path, delimiter: str, options: ReadOptions) -> Iterato
         except InputError as exc:
             raise InputError(f"{path}: header: {exc}") from None
         width = len(header)
+        found = False  # a quote or a rejected row: otherwise the file is reported, as ingest does
         for row_no, cells in enumerate(reader, start=2):
             if not cells:
                 continue
             if len(cells) != width:
+                found = True
                 yield InputRecord(str(path), row_no, problem=f"row has {len(cells)} fields, header has {width}")
                 continue
             if delimiter == ",":  # undo csv_safe, as read_table does
                 cells = [csv_unescape(cell) for cell in cells]
             row = dict(zip(header, cells))
-            yield _record(path, row_no, columns.values(row), columns.extra(row))
+            record = _record(path, row_no, columns.values(row), columns.extra(row))
+            found = found or record.outcome != "skipped"
+            yield record
+        if not found:
+            from ..ingest import NO_QUOTES
+
+            yield InputRecord(str(path), 0, problem=NO_QUOTES, outcome="noted")
 
 
-def _iter_jsonl(path: Path, options: ReadOptions) -> Iterator[InputRecord]:
+def _iter_jsonl(path: Path, options: ReadOptions, sha256: str | None = None) -> Iterator[InputRecord]:
     from ..tables import _json_cell
 
     mappings: dict[tuple[str, ...], ColumnMap | str] = {}
-    with open(path, encoding="utf-8-sig") as handle:
+    with _open_text(path, sha256) as handle:
         for line_no, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
@@ -159,6 +236,7 @@ def carried_columns(inputs: Sequence[InputFile], options: ReadOptions = ReadOpti
         path = Path(entry.path)
         suffix = path.suffix.lower()
         if entry.streamed and suffix in (".csv", ".tsv"):
+            csv.field_size_limit(sys.maxsize)  # a header cell may be long too
             with open(path, encoding="utf-8-sig", newline="") as handle:
                 header = [name.strip() for name in next(csv.reader(handle, delimiter="\t" if suffix == ".tsv" else ","), [])]
             names.update(dict.fromkeys(name for _, name in map_columns(header, options).carried))
@@ -202,14 +280,14 @@ def _rule(problem) -> str:
 
 def _record(path: Path, row_no: int, values: dict[str, str], extra: tuple[tuple[str, str], ...] = ()) -> InputRecord:
     """One quote built the way ``pipeline.ingest`` builds it, or the reason it cannot be."""
-    from ..ingest import EMPTY_TEXT, long_sentence, long_sentence_notice
+    from ..ingest import EMPTY_TEXT, long_sentence, long_sentence_notice, unknown_sector
 
-    text = values["text"].strip()
-    if not text:
+    text = values["text"]  # kept exactly, as ingest keeps it
+    if not text.strip():
         return InputRecord(str(path), row_no, problem=EMPTY_TEXT, outcome="skipped")
     sector = _sector(values["sector"])
     if sector is None:
-        return InputRecord(str(path), row_no, problem=f"unknown sector {values['sector'].strip()!r}")
+        return InputRecord(str(path), row_no, problem=unknown_sector(values["sector"], advice=False))
     organization = " ".join(values["organization"].split())
     source = values["source"].strip() or f"{path.name}:row {row_no}"
     given_id = values["id"].strip()
@@ -245,9 +323,11 @@ def _resolved_sector(organization: str, sector: str) -> str:
     return default_registry().resolve(organization, sector)[0]
 
 
-def iter_chunks(inputs: Sequence[tuple[Path, bool]], chunk_size: int, options: ReadOptions = ReadOptions()) -> Iterator[list[InputRecord]]:
-    """Records of every (path, streamed) input, in order, in lists of ``chunk_size``."""
-    records = itertools.chain.from_iterable(iter_records(Path(p), streamed=s, options=options) for p, s in inputs)
+def iter_chunks(inputs: Sequence[tuple[Path, bool, str | None]], chunk_size: int,
+                options: ReadOptions = ReadOptions()) -> Iterator[list[InputRecord]]:
+    """Records of every (path, streamed, pinned sha256 or None) input, in order, in lists of
+    ``chunk_size``; an input that differs from its pinned hash fails (see :func:`iter_records`)."""
+    records = itertools.chain.from_iterable(iter_records(Path(p), streamed=s, options=options, sha256=h) for p, s, h in inputs)
     while chunk := list(itertools.islice(records, chunk_size)):
         yield chunk
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import contextlib
+import logging
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import RunError
 from .manifest import WORK_DB, MANIFEST, is_locked, read_manifest
 from .store import open_store, read_blob
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -27,7 +31,7 @@ class RunSummary:
 
     @classmethod
     def of(cls, run_dir: Path) -> RunSummary:
-        manifest = read_manifest(run_dir)
+        manifest = read_manifest(run_dir, complete=True)
         status = manifest["status"]
         if status == "running" and not is_locked(run_dir):
             status = "interrupted"
@@ -42,11 +46,19 @@ class RunSummary:
 
 
 def list_runs(runs_dir: Path) -> list[RunSummary]:
-    """Every run in ``runs_dir``, oldest first."""
+    """Every run in ``runs_dir``, oldest first; a damaged one is reported (a warning) and skipped."""
     runs_dir = Path(runs_dir)
     if not runs_dir.is_dir():
         return []
-    return [RunSummary.of(folder) for folder in sorted(runs_dir.iterdir()) if (folder / MANIFEST).is_file()]
+    summaries = []
+    for folder in sorted(runs_dir.iterdir()):
+        if (folder / MANIFEST).is_file():
+            try:
+                summaries.append(RunSummary.of(folder))
+            except (RunError, KeyError, TypeError, AttributeError) as exc:
+                reason = exc if isinstance(exc, RunError) else f"{folder / MANIFEST}: damaged manifest ({type(exc).__name__})"
+                log.warning("notice: run %s skipped: %s", folder.name, reason)
+    return summaries
 
 
 def chunk_sessions(run_dir: Path) -> dict[int, int]:

@@ -6,6 +6,7 @@ import contextlib
 import fcntl
 import itertools
 import json
+import os
 import platform
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -14,13 +15,15 @@ from importlib import metadata
 from pathlib import Path
 
 from ..errors import RunError
-from ..files import atomic_write_text
+from ..files import atomic_write_text, os_error_message
 from .coder import Coder
 
 MANIFEST = "manifest.json"
 CODEBOOK_SNAPSHOT = "codebook.json"
 WORK_DB = "work.sqlite"
 LOCK = "run.lock"
+RESERVE = ".space-reserve"  # disk held during a run for the manifest's final write
+RESERVE_BYTES = 1 << 18
 CODINGS_PARQUET = "codings.parquet"
 CODINGS_CSV = "codings.csv"
 REJECTED_CSV = "rejected.csv"
@@ -69,18 +72,52 @@ def iso(moment: datetime) -> str:
     return moment.astimezone(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-def read_manifest(run_dir: Path) -> dict:
+MANIFEST_KEYS = ("run_id", "status", "started_at", "inputs", "codebook", "model", "parameters", "columns", "sessions")
+
+
+def read_manifest(run_dir: Path, *, complete: bool = False) -> dict:
+    """A run's manifest; a missing, unreadable or damaged one (``complete``: also one that lacks
+    a key a run needs) is a :class:`RunError` naming it."""
     path = Path(run_dir) / MANIFEST
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise RunError(f"{path}: no manifest; is {run_dir} a framecode run folder?") from None
-    except json.JSONDecodeError as exc:
-        raise RunError(f"{path}: manifest is not valid JSON (line {exc.lineno}); the run folder is damaged") from None
+    except OSError as exc:
+        raise RunError(os_error_message(exc, path)) from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        where = f" (line {exc.lineno})" if isinstance(exc, json.JSONDecodeError) else ""
+        raise RunError(f"{path}: damaged manifest, not valid JSON{where}; the run cannot be used: start a new run") from None
+    if not isinstance(manifest, dict):
+        raise RunError(f"{path}: damaged manifest, not a JSON object; the run cannot be used: start a new run")
+    missing = [key for key in MANIFEST_KEYS if key not in manifest] if complete else []
+    if missing:
+        raise RunError(f"{path}: damaged manifest, {', '.join(missing)} missing; the run cannot be used: start a new run")
+    return manifest
 
 
 def write_manifest(run_dir: Path, manifest: dict) -> None:
     atomic_write_text(run_dir / MANIFEST, json.dumps(manifest, indent=2, ensure_ascii=False) + "\n")
+
+
+def reserve_space(run_dir: Path) -> None:
+    """Hold ``RESERVE_BYTES`` of disk in the run folder, released by :func:`release_space` when
+    the run ends, so that its final status can be written even when the disk fills up."""
+    path = run_dir / RESERVE
+    if not path.is_file() or path.stat().st_size < RESERVE_BYTES:
+        try:
+            with open(path, "wb") as handle:
+                handle.write(bytes(RESERVE_BYTES))  # real bytes: a sparse file would reserve nothing
+                handle.flush()
+                os.fsync(handle.fileno())
+        except OSError as exc:
+            exc.filename = exc.filename or str(path)
+            raise
+
+
+def release_space(run_dir: Path) -> None:
+    with contextlib.suppress(OSError):  # a folder that became read-only keeps it; nothing else to do
+        (run_dir / RESERVE).unlink(missing_ok=True)
 
 
 def find_run(run: str | Path, runs_dir: Path) -> Path:

@@ -60,7 +60,7 @@ def write_outputs(run_dir: Path, db: sqlite3.Connection, manifest: dict, codeboo
     with atomic_write(run_dir / CODINGS_PARQUET, "wb") as parquet_handle, atomic_write(run_dir / CODINGS_CSV) as csv_handle:
         writer = csv.writer(csv_handle, lineterminator="\n", quoting=csv.QUOTE_MINIMAL)
         writer.writerow([csv_safe(c) for c in columns])
-        parquet = pq.ParquetWriter(parquet_handle, schema, compression="zstd")
+        parquet = pq.ParquetWriter(_NamingErrors(parquet_handle, run_dir / CODINGS_PARQUET), schema, compression="zstd")
         pending: list = []
         pending_rows = 0
         for (blob,) in db.execute("SELECT codings FROM chunks ORDER BY chunk_no"):
@@ -102,6 +102,30 @@ def write_outputs(run_dir: Path, db: sqlite3.Connection, manifest: dict, codeboo
         "skipped_reasons": dict(sorted(reasons["skipped"].items())),
         "rejected_reasons": dict(sorted(reasons["rejected"].items())),
     }
+
+
+class _NamingErrors:
+    """A file handle whose failed write names ``path`` (pyarrow passes the OSError through).
+    After a failure (its own or another's) the file is abandoned and closed by ``atomic_write``
+    and later writes are dropped, so pyarrow closing its writer when collected reports nothing."""
+
+    def __init__(self, handle, path: Path):
+        self.handle, self.path = handle, path
+        self.failed = False
+
+    def write(self, data) -> int:
+        if self.failed or self.handle.closed:
+            return len(data)
+        try:
+            return self.handle.write(data)
+        except OSError as exc:
+            self.failed = True
+            if exc.filename is None:
+                exc.filename = str(self.path)
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self.handle, name)
 
 
 class FrequencyTally:

@@ -3,8 +3,8 @@ committed in one transaction, and the chunks of earlier runs that can be reused.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
+import logging
 import sqlite3
 import time
 from collections.abc import Sequence
@@ -14,6 +14,8 @@ from ..errors import RunError
 from ..records import Codebook, Quote
 from .coder import Coder
 from .manifest import WORK_DB, Timings, read_manifest
+
+log = logging.getLogger(__name__)
 
 QUOTE_COLUMNS = ("id", "text", "organization", "program", "sector", "origin", "source")
 
@@ -30,13 +32,33 @@ CREATE TABLE IF NOT EXISTS problems (
 
 
 def open_store(path: Path, *, readonly: bool = False) -> sqlite3.Connection:
+    """Open a work store; a damaged or unwritable one is a :class:`RunError` naming it."""
     if readonly:
         return sqlite3.connect(f"file:{path}?mode=ro", uri=True, isolation_level=None)
-    db = sqlite3.connect(path, isolation_level=None)
-    db.execute("PRAGMA journal_mode=WAL")
-    db.execute("PRAGMA synchronous=FULL")
-    db.executescript(_SCHEMA)
+    try:
+        db = sqlite3.connect(path, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        db.execute("PRAGMA synchronous=FULL")
+        db.executescript(_SCHEMA)
+    except sqlite3.Error as exc:
+        raise database_error(exc, path) from None
     return db
+
+
+def database_error(exc: sqlite3.Error, path: Path) -> RunError:
+    """One line for a failed work store: its path, the cause in words and what to do."""
+    message = str(exc).lower()
+    if "full" in message:
+        cause, advice = "no space left on device", "free some space, then resume the run"
+    elif "readonly" in message or "read-only" in message:
+        cause, advice = "read-only", "make the run folder writable or use another --runs-dir"
+    elif "unable to open" in message or "permission" in message:
+        cause, advice = "cannot be opened (permission denied or missing folder)", "check the run folder's permissions"
+    elif isinstance(exc, sqlite3.DatabaseError) and not isinstance(exc, sqlite3.OperationalError):
+        cause, advice = f"damaged database ({exc})", "the run cannot be resumed; start a new run"
+    else:
+        cause, advice = f"database error ({exc})", "resume the run, or start a new one if this persists"
+    return RunError(f"{path}: {cause}; {advice}")
 
 
 def chunk_key(coder: Coder, codebook: Codebook, columns: Sequence[str], quotes: Sequence[Quote]) -> str:
@@ -55,11 +77,14 @@ def reuse_sources(runs_dir: Path, this_run: Path, coder: Coder, codebook: Codebo
     for folder in sorted(runs_dir.iterdir(), reverse=True):
         if folder == this_run or not (folder / WORK_DB).is_file():
             continue
-        with contextlib.suppress(RunError, KeyError, TypeError):
-            other = read_manifest(folder)
+        try:
+            other = read_manifest(folder, complete=True)
             if (other["status"] == "complete" and other["model"]["hash"] == coder.model_hash
                     and other["codebook"]["content_hash"] == codebook.content_hash and other["columns"] == columns):
                 sources.append((folder.name, open_store(folder / WORK_DB, readonly=True)))
+        except (RunError, KeyError, TypeError, sqlite3.Error) as exc:
+            log.warning("notice: run %s skipped for reuse: %s", folder.name,
+                        exc if isinstance(exc, RunError) else "its manifest or work store is damaged")
         if len(sources) == 3:
             break
     return sources
@@ -110,23 +135,34 @@ def read_blob(blob: bytes):
 
 
 
-def find_reuse(sources, key: str, timings: Timings) -> tuple[str, int] | None:
+def find_reuse(sources: list[tuple[str, sqlite3.Connection]], key: str, timings: Timings) -> tuple[str, bytes] | None:
+    """(earlier run, its codings blob) of a chunk with this key, if any. A damaged source is
+    reported once and dropped from ``sources``: it never blocks this run."""
+    import pyarrow as pa
+
     clock = time.perf_counter()
     try:
-        for name, source in sources:
-            hit = source.execute("SELECT chunk_no FROM chunks WHERE key = ?", (key,)).fetchone()
-            if hit:
-                return name, hit[0]
+        for name, source in list(sources):
+            try:
+                hit = source.execute("SELECT codings FROM chunks WHERE key = ?", (key,)).fetchone()
+                if hit:
+                    read_blob(hit[0])  # a damaged blob raises here, not in the outputs
+                    return name, hit[0]
+            except (sqlite3.Error, pa.ArrowException) as exc:
+                log.warning("notice: run %s is damaged (%s in its %s); skipped, its chunks are coded again",
+                            name, type(exc).__name__, WORK_DB)
+                sources.remove((name, source))
+                source.close()
         return None
     finally:
         timings.reuse += time.perf_counter() - clock
 
 
-def commit_chunk(db, chunk_no, key, n_records, n_coded, session, source, payload, problems, sources) -> None:
-    """One transaction: the chunk's row in ``chunks`` (with its codings) and its problems."""
+def commit_chunk(db, chunk_no, key, n_records, n_coded, session, source, payload, problems) -> None:
+    """One transaction: the chunk's row in ``chunks`` (with its codings, or those of ``source``:
+    (earlier run, codings blob) from :func:`find_reuse`) and its problems."""
     if source is not None:
-        name, source_chunk = source
-        (payload,) = dict(sources)[name].execute("SELECT codings FROM chunks WHERE chunk_no = ?", (source_chunk,)).fetchone()
+        payload = source[1]
     db.execute("BEGIN IMMEDIATE")
     try:
         db.executemany("INSERT INTO problems VALUES (?, ?, ?, ?, ?)", problems)
@@ -134,6 +170,6 @@ def commit_chunk(db, chunk_no, key, n_records, n_coded, session, source, payload
                    (chunk_no, key, n_records, n_coded, session, source and source[0], payload))
         db.execute("COMMIT")
     except BaseException:
-        db.execute("ROLLBACK")
+        if db.in_transaction:
+            db.execute("ROLLBACK")
         raise
-

@@ -61,6 +61,10 @@ def create_coder(engine: Engine, name: str, password: str, *, admin: bool = Fals
         raise InputError(f"password: use at least {MIN_PASSWORD} characters")
     try:
         with Session(engine) as session, session.begin():
+            # "ben" next to "Ben" would share labels/human/ben.jsonl on a case-insensitive disk
+            same = session.scalar(select(Coder.name).where(func.lower(Coder.name) == name.lower(), Coder.password_hash != ""))
+            if same is not None:
+                raise InputError(f"coder name {name!r} is taken (by {same!r}); choose another")
             session.add(Coder(name=name, password_hash=_hasher.hash(password), is_admin=admin))
             # Sign-in is configured from now on: solo-mode browsers must sign in.
             solo = select(Coder.id).where(Coder.password_hash == "")

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
@@ -95,6 +96,14 @@ def create_app(settings: WebSettings, scorer: Scorer, retrainer: Retrainer | Non
         if exc.status_code == 303:
             return RedirectResponse(exc.headers["Location"], status_code=303)
         return error_page(request, str(exc.detail), exc.status_code)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError) -> HTMLResponse:
+        # a page naming the fields, never FastAPI's JSON (it echoes the submitted values)
+        fields = sorted({str(error["loc"][-1]) for error in exc.errors()})
+        if "csrf_token" in fields:
+            return error_page(request, "The form expired or came from another site; reload the page and try again.", 403)
+        return error_page(request, f"Missing or invalid {', '.join(fields)}; go back, check the form and send it again.", 400)
 
     app.add_middleware(BodyLimit, limit=settings.upload_limit)
     app.add_middleware(PathOnlyLog)

@@ -136,7 +136,7 @@ def upload(request: Request, user: User, file: UploadFile, csrf_token: Csrf, tex
                           program_column=program_column.strip() or None, sector_column=sector_column.strip() or None,
                           sheet=sheet.strip() or None)
     name = Path(file.filename or "").name
-    if not name:
+    if name in {"", ".."}:  # ".." would name the temporary folder's parent
         raise InputError("upload: choose a file first (CSV, TSV, XLSX, JSONL, TXT, Markdown or HTML)")
     scorer = request.app.state.scorer
     with tempfile.TemporaryDirectory(prefix="framecode-upload-") as folder:

@@ -190,14 +190,16 @@ def retrain_status(request: Request, _user=Depends(_admin_user)) -> JSONResponse
 
 @router.post("/retrain")
 def start_retraining(request: Request, csrf_token: Annotated[str, Form()], user=Depends(_admin_user)) -> RedirectResponse:
-    """Export everyone's decisions to labels/human/, then train in the background."""
-    from . import store
+    """Export everyone's decisions and the adjudications to labels/human/, then train in the background."""
+    from . import store, team
     from .pages import check_csrf
 
     check_csrf(user, csrf_token)
     retrainer = _retrainer(request)
     if retrainer.status.state != "running":
-        store.export_decisions(request.app.state.engine, request.app.state.settings.labels_dir)
+        engine, labels_dir = request.app.state.engine, request.app.state.settings.labels_dir
+        store.export_decisions(engine, labels_dir)
+        team.export_adjudications(engine, labels_dir)  # the final codes win in training
         retrainer.start()
     return RedirectResponse("/retrain", status_code=303)
 
