@@ -130,6 +130,7 @@ def test_solo_coder_codes_quotes_in_queue_order_and_exports_decisions(workbench,
 
     page = client.get("/next")
     assert "Queue: <strong>needs_review</strong>" in page.text
+    assert 'href="/retrain"' in page.text  # solo mode: every page links to Retrain, not only home
     assert '<mark title="carries: Savings and return on investment">Shared data saved money.' in page.text
     assert re.search(r'value="cost_savings"[^>]*checked', page.text)  # suggested code pre-ticked
     assert re.search(r'data-key="1"', page.text) and "Probability" in page.text and "0.52" in page.text

@@ -52,6 +52,8 @@ def check_csrf(user: SignedIn, token: str) -> None:
 
 
 def page(request: Request, name: str, user: SignedIn | None, status: int = 200, **context) -> HTMLResponse:
+    """A page for ``user``; ``solo`` (no accounts: the Retrain link for everyone) unless given."""
+    context.setdefault("solo", user is not None and not accounts.has_accounts(request.app.state.engine))
     return templates.TemplateResponse(request, name, {"user": user, **context}, status_code=status)
 
 
