@@ -2,8 +2,11 @@
 
     .venv/bin/python benchmarks/embed.py            # full: 100,000 quotes for peak memory
     .venv/bin/python benchmarks/embed.py --quick    # scaled down, about a minute
+    .venv/bin/python benchmarks/embed.py --fast     # the fast encoder vs the default, real statements
 
-All figures come from one run on the same synthetic testimonials (15-80 words each).
+All figures come from one run on the same synthetic testimonials (15-80 words each); ``--fast``
+times both encoders in one run on the same 2,000 real statements (labels/real_statements.jsonl,
+repeated from the start past its 1,452), with no embedding cache, through the same Encoder.
 ONNX exports are reused from the framecode cache folder; embeddings go to a temporary cache.
 """
 
@@ -27,6 +30,8 @@ import numpy as np  # noqa: E402
 
 from pipeline.embed import Encoder, load_encoder  # noqa: E402
 from pipeline.embedding_cache import EmbeddingCache  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
 
 OPENERS = [
     "When we started sharing data with the county",
@@ -114,13 +119,52 @@ def peak_memory(count: int, backend: str) -> dict:
     return {"count": len(vectors), "seconds": seconds, "peak_mb": peak_kib / 1024}
 
 
+def real_statements(count: int) -> list[str]:
+    """The first ``count`` real statements, starting over at the first past the last."""
+    lines = (ROOT / "labels" / "real_statements.jsonl").read_text(encoding="utf-8").splitlines()
+    texts = [json.loads(line)["text"] for line in lines if line.strip()]
+    return [texts[i % len(texts)] for i in range(count)]
+
+
+def fast_encoder() -> tuple[Encoder, float]:
+    """The fast encoder over the packaged model, and the seconds it took to load (distilling
+    it first when the cache holds none)."""
+    start = time.perf_counter()
+    encoder = load_encoder(kind="fast", use_cache=False)
+    return encoder, time.perf_counter() - start
+
+
+def fast_versus_default(count: int, runs: int) -> None:
+    """Texts/s of the fast encoder and of the default one on the same real statements."""
+    texts = real_statements(count)
+    fast, load_seconds = fast_encoder()
+    default = load_encoder(use_cache=False)
+    (fast_rate, _), (default_rate, _) = texts_per_second([fast, default], texts, runs)
+    rows = [
+        ("texts", f"{count:,} real statements (labels/real_statements.jsonl); {runs} runs, median"),
+        ("CPU cores", f"{os.cpu_count()}"),
+        (f"fast ({fast.identity.backend})", f"{fast_rate:,.0f} texts/s, dimension {fast.dimension}"),
+        (f"default ({default.identity.backend})", f"{default_rate:,.0f} texts/s, dimension {default.dimension}"),
+        ("speed-up fast / default", f"{fast_rate / default_rate:.1f}x  (target >= 20x)"),
+        ("fast encoder load (distils on first use)", f"{load_seconds:.1f} s"),
+    ]
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        print(f"{label:<{width}}  {value}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="scaled-down run")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per backend (median)")
     parser.add_argument("--peak", type=int, metavar="N", help="only measure peak memory embedding N quotes (prints JSON)")
     parser.add_argument("--backend", default="auto", help="default backend to compare with torch")
+    parser.add_argument("--fast", action="store_true", help="time the fast encoder against the default on real statements")
+    parser.add_argument("--count", type=int, default=2_000, help="statements for --fast")
     args = parser.parse_args()
+    if args.fast:
+        fast_versus_default(args.count, args.runs)
+        return
     if args.peak:
         print(json.dumps(peak_memory(args.peak, args.backend)))
         return

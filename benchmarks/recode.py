@@ -1,6 +1,6 @@
 """Benchmark `framecode recode`: throughput, peak memory, warm re-run ratio, where the time goes.
 
-    .venv/bin/python benchmarks/recode.py [--quotes 1000000] [--chunk-size 1000] [--keep DIR]
+    .venv/bin/python benchmarks/recode.py [--quotes 1000000] [--chunk-size 1000] [--keep DIR] [--encoder fast] [--cold-only]
 
 Generates a synthetic corpus (varied lengths, 25 organizations in CHP and DASH, several
 sectors) as CSV in a temporary folder, then runs three recodes of it in fresh processes, each
@@ -10,7 +10,9 @@ measured on its own:
 2. warm: the same corpus again, reusing the chunks of run 1 (the default);
 3. warm, no reuse: the same again with ``--no-reuse``, so only the embedding cache helps.
 
-The coder is the trained default model when ``models/default`` exists; otherwise the hash
+``--encoder fast`` codes with the fast encoder's model (``models/fast``, trained first when
+missing); ``--cold-only`` runs phase 1 alone. The coder is the trained default model when
+``models/default`` exists; otherwise the hash
 test coder, and the output says so in capitals: its figures then show the pipeline around
 the model, not the model, and the packaged encoder is timed on ``--encoder-sample`` quotes
 (cold, then from its cache) to project the real run.
@@ -35,7 +37,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from pipeline.paths import DEFAULT_CODEBOOK, DEFAULT_MODEL_DIR
+from pipeline.paths import DEFAULT_CODEBOOK, DEFAULT_MODEL_DIR, model_dir_for
 
 ORGANIZATIONS = [
     *[(f"{place} Community Health Collaborative", "CHP", sector) for place, sector in zip(
@@ -77,7 +79,7 @@ def generate(path: Path, quotes: int, seed: int = 0) -> None:
             writer.writerow([f"b{i}", " ".join(sentences), organization, program, sector])
 
 
-def _phase(corpus: str, runs_dir: str, chunk_size: int, reuse: bool, real: bool, results) -> None:
+def _phase(corpus: str, runs_dir: str, chunk_size: int, reuse: bool, real: bool, kind: str, results) -> None:
     """One recode in this (fresh) process; reports its timings and peak memory."""
     from pipeline.codebook import load_codebook
     from pipeline.runs import HashCoder, start_run
@@ -85,9 +87,9 @@ def _phase(corpus: str, runs_dir: str, chunk_size: int, reuse: bool, real: bool,
     codebook = load_codebook(DEFAULT_CODEBOOK)
     clock = time.perf_counter()
     if real:
-        from pipeline.model import load_coder
+        from pipeline.coding import default_coder
 
-        coder = load_coder(DEFAULT_MODEL_DIR, codebook=codebook)
+        coder = default_coder(codebook, kind=kind)
         coder.get_encoder()
     else:
         coder = HashCoder(codebook)
@@ -95,7 +97,7 @@ def _phase(corpus: str, runs_dir: str, chunk_size: int, reuse: bool, real: bool,
     encoder_seconds = _time_encoder(coder)
     clock = time.perf_counter()
     result = start_run([Path(corpus)], coder=coder, codebook=codebook, runs_dir=Path(runs_dir),
-                       codebook_path=DEFAULT_CODEBOOK, model_dir=DEFAULT_MODEL_DIR if real else None,
+                       codebook_path=DEFAULT_CODEBOOK, model_dir=model_dir_for(kind) if real else None,
                        chunk_size=chunk_size, reuse=reuse)
     results.put({
         "wall": time.perf_counter() - clock,
@@ -111,23 +113,26 @@ def _phase(corpus: str, runs_dir: str, chunk_size: int, reuse: bool, real: bool,
 
 def _time_encoder(coder) -> list[float] | None:
     """Wrap the coder's encoder (``pipeline.embed.Encoder``, if the coder exposes one) so the
-    time spent in ``encode`` (model and embedding cache together) is counted."""
+    time spent in ``encode`` and ``encode_in_context`` (model and embedding cache together) is
+    counted."""
     for name in ("encoder", "encoder_", "_encoder"):
         encoder = getattr(coder, name, None)
         if callable(getattr(encoder, "encode", None)):
             spent = [0.0]
-            original = encoder.encode
-
-            def timed(*args, **kwargs):
-                clock = time.perf_counter()
-                try:
-                    return original(*args, **kwargs)
-                finally:
-                    spent[0] += time.perf_counter() - clock
-
-            encoder.encode = timed
+            for method in ("encode", "encode_in_context"):
+                setattr(encoder, method, _timed(getattr(encoder, method), spent))
             return spent
     return None
+
+
+def _timed(original, spent: list[float]):
+    def timed(*args, **kwargs):
+        clock = time.perf_counter()
+        try:
+            return original(*args, **kwargs)
+        finally:
+            spent[0] += time.perf_counter() - clock
+    return timed
 
 
 def encoder_rates(corpus: Path, sample: int, cache: Path) -> tuple[float, float]:
@@ -156,10 +161,15 @@ def _fresh_cache(folder: Path) -> Path:
     return folder
 
 
-def run_phase(corpus: Path, runs_dir: Path, chunk_size: int, reuse: bool, real: bool) -> dict:
+def run_phase(corpus: Path, runs_dir: Path, chunk_size: int, reuse: bool, real: bool, kind: str = "default") -> dict:
+    return in_fresh_process(_phase, str(corpus), str(runs_dir), chunk_size, reuse, real, kind)
+
+
+def in_fresh_process(target, *args) -> dict:
+    """What ``target(*args, results)`` puts on its queue, run in a fresh (spawned) process."""
     context = multiprocessing.get_context("spawn")
     results = context.Queue()
-    process = context.Process(target=_phase, args=(str(corpus), str(runs_dir), chunk_size, reuse, real, results))
+    process = context.Process(target=target, args=(*args, results))
     process.start()
     outcome = results.get()
     process.join()
@@ -173,9 +183,12 @@ def main() -> None:
     parser.add_argument("--keep", type=Path, help="keep the corpus and runs in this folder instead of a temporary one")
     parser.add_argument("--encoder-sample", type=int, default=500,
                         help="with the fake coder: quotes to time the real encoder on, for a projection (0: skip)")
+    parser.add_argument("--encoder", choices=("default", "fast"), default="default",
+                        help="the encoder whose model codes (models/default or models/fast, trained first when missing)")
+    parser.add_argument("--cold-only", action="store_true", help="run the cold phase only")
     args = parser.parse_args()
 
-    real = DEFAULT_MODEL_DIR.is_dir()
+    real = DEFAULT_MODEL_DIR.is_dir() or args.encoder == "fast"
     folder = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="framecode-bench-"))
     folder.mkdir(parents=True, exist_ok=True)
     os.environ["FRAMECODE_CACHE"] = str(_fresh_cache(folder / "cache"))  # cold embeddings for the first run
@@ -184,13 +197,12 @@ def main() -> None:
         clock = time.perf_counter()
         generate(corpus, args.quotes)
         print(f"corpus: {args.quotes:,} quotes, {corpus.stat().st_size / 1e6:.1f} MB, generated in {time.perf_counter() - clock:.1f} s")
-        print("coder: trained default model (models/default)" if real else
+        print(f"coder: trained model for the {args.encoder} encoder ({model_dir_for(args.encoder)})" if real else
               "coder: FAKE (hash test coder; models/default is missing) - figures exclude the encoder and classifier")
-        phases = {
-            "cold": run_phase(corpus, folder / "runs", args.chunk_size, True, real),
-            "warm (reuse)": run_phase(corpus, folder / "runs", args.chunk_size, True, real),
-            "warm (no reuse)": run_phase(corpus, folder / "runs-noreuse", args.chunk_size, False, real),
-        }
+        phases = {"cold": run_phase(corpus, folder / "runs", args.chunk_size, True, real, args.encoder)}
+        if not args.cold_only:
+            phases["warm (reuse)"] = run_phase(corpus, folder / "runs", args.chunk_size, True, real, args.encoder)
+            phases["warm (no reuse)"] = run_phase(corpus, folder / "runs-noreuse", args.chunk_size, False, real, args.encoder)
         print(f"\n{'phase':<16} {'seconds':>8} {'quotes/s':>10} {'peak MB':>8}  chunks coded/reused  "
               "read   code  (encoder)  reuse  commit  outputs  other")
         for name, p in phases.items():
@@ -201,13 +213,14 @@ def main() -> None:
                   f"{encoder:>9} {s['reuse']:>6.1f} {s['commit']:>7.1f} {s['outputs']:>8.1f} {p['wall'] - sum(s.values()):>6.1f}")
         cold = phases["cold"]
         rest = cold["wall"] - (cold["encoder"] if cold["encoder"] is not None else cold["stages"]["code"])
-        print(f"\nwarm re-run ratio (cold / warm with reuse): {cold['wall'] / phases['warm (reuse)']['wall']:.1f}x")
-        print(f"warm re-run ratio (cold / warm, embedding cache only): {cold['wall'] / phases['warm (no reuse)']['wall']:.1f}x")
+        if not args.cold_only:
+            print(f"\nwarm re-run ratio (cold / warm with reuse): {cold['wall'] / phases['warm (reuse)']['wall']:.1f}x")
+            print(f"warm re-run ratio (cold / warm, embedding cache only): {cold['wall'] / phases['warm (no reuse)']['wall']:.1f}x")
         label = "encoder" if cold["encoder"] is not None else "coder (code_rows)"
         print(f"cold run: {label} {100 * (cold['wall'] - rest) / cold['wall']:.0f}% of the time, "
               f"the rest of the pipeline {100 * rest / cold['wall']:.0f}%")
         print(f"peak memory (max over phases): {max(p['maxrss_mb'] for p in phases.values()):.0f} MB")
-        if not real and args.encoder_sample:
+        if not real and args.encoder_sample and not args.cold_only:
             cold_rate, cached_rate = encoder_rates(corpus, min(args.encoder_sample, args.quotes), _fresh_cache(folder / "encoder-cache"))
             rest = cold["wall"] - cold["stages"]["code"]
             projected = args.quotes / cold_rate + rest

@@ -109,8 +109,11 @@ class SupervisedCoder:
         X = np.asarray(X)
         if X.dtype != np.float32:
             X = X.astype(np.float64)
-        # float32 features stay float32: no double-size copy of a wide matrix
-        return (X @ self.coef_.T.astype(X.dtype)).astype(np.float64) + self.intercept_
+        # float32 features stay float32: no double-size copy of a wide matrix. Each row's dot
+        # products are summed by einsum's own loop, in an order fixed per row, not by a BLAS
+        # matrix product, whose blocking depends on the number of rows: a quote's scores must
+        # not depend on the quotes coded with it.
+        return np.einsum("ij,kj->ik", X, self.coef_.astype(X.dtype), optimize=False).astype(np.float64) + self.intercept_
 
     def predict_proba(self, X) -> np.ndarray:
         return _sigmoid(self.decision_function(X) * self.calibration_[:, 0] + self.calibration_[:, 1])

@@ -18,7 +18,7 @@ from .files import exclusive_output
 from .ingest import read_quotes
 from .labels import load_labels
 from .model import TrainedCoder, load_coder, model_is_stale, save_coder, train_coder
-from .paths import DEFAULT_MODEL_DIR
+from .paths import DEFAULT_MODEL_DIR, model_dir_for
 from .progress import task
 from .records import Codebook, Quote, quote_id
 from .review import PERSON_COLUMNS, PersonCoding, apply_decisions
@@ -29,9 +29,9 @@ CHUNK_SIZE = 512
 
 
 def coding_columns(code_ids: Sequence[str]) -> list[str]:
-    """Columns of the codings layout (SPEC.md's `code` contract plus evidence and coder)."""
+    """Columns of the codings layout (SPEC.md's `code` contract plus evidence, coder and why a quote needs review)."""
     return ["id", "text", "organization", "program", "sector", "codes", "needs_review",
-            *(f"p_{c}" for c in code_ids), "evidence", "coder"]
+            *(f"p_{c}" for c in code_ids), "evidence", "coder", "review_reason"]
 
 
 def train_default(codebook: Codebook, *, labels_dir=None, model_dir=None, encoder=None) -> TrainedCoder:
@@ -45,15 +45,21 @@ def train_default(codebook: Codebook, *, labels_dir=None, model_dir=None, encode
     return coder
 
 
-def default_coder(codebook: Codebook, *, labels_dir=None, model_dir=None, encoder=None) -> TrainedCoder:
-    """The shipped model, retrained first (with a notice) when it is missing or when the
-    codebook or the labels changed since it was trained."""
-    folder = Path(model_dir) if model_dir is not None else DEFAULT_MODEL_DIR
+def default_coder(codebook: Codebook, *, labels_dir=None, model_dir=None, encoder=None, kind: str | None = None) -> TrainedCoder:
+    """The shipped model for the ``kind`` of encoder (``models/default``, or ``models/fast``
+    for ``fast``), retrained first (with a notice) when it is missing or when the codebook or
+    the labels changed since it was trained; refused when it was trained with another kind."""
+    from .embed import load_encoder
+
+    folder = Path(model_dir) if model_dir is not None else model_dir_for(kind or "default")
     reason = model_is_stale(folder, codebook, load_labels(codebook, labels_dir))
     if reason:
         log.warning("notice: retraining the model in %s because %s", folder, reason)
+        encoder = encoder or load_encoder(kind=kind or "default")
         train_default(codebook, labels_dir=labels_dir, model_dir=folder, encoder=encoder)
-    return load_coder(folder, codebook=codebook, encoder=encoder)
+    coder = load_coder(folder, codebook=codebook, encoder=encoder)
+    coder.require_encoder(kind)
+    return coder
 
 
 def code_quotes(quotes: Iterable[Quote], coder: TrainedCoder, chunk_size: int = CHUNK_SIZE) -> Iterator[dict]:
@@ -141,6 +147,8 @@ class CodeResult:
     denied: bool
     sentence: str
     examples: tuple[Example, ...]
+    denied_by: str = ""
+    """The words of the quote that deny the framing (coding rule 2), when it is denied."""
 
 
 @dataclass(frozen=True)
@@ -148,6 +156,7 @@ class TagResult:
     codes: tuple[CodeResult, ...]
     needs_review: bool
     model_id: str
+    review_reason: str = ""
 
     @property
     def applied(self) -> tuple[CodeResult, ...]:
@@ -157,9 +166,10 @@ class TagResult:
         return {
             "model": self.model_id,
             "needs_review": self.needs_review,
+            "review_reason": self.review_reason,
             "codes": [
                 {"code": c.code, "name": c.name, "probability": round(c.probability, 4), "threshold": c.threshold,
-                 "applied": c.applied, "denied": c.denied, "sentence": c.sentence,
+                 "applied": c.applied, "denied": c.denied, "denied_by": c.denied_by, "sentence": c.sentence,
                  "examples": [{"id": e.id, "text": e.text, "similarity": round(e.similarity, 3)} for e in c.examples]}
                 for c in self.codes
             ],
@@ -172,9 +182,11 @@ def tag(text: str, coder: TrainedCoder, n_examples: int = 3) -> TagResult:
     if not text.strip():
         raise InputError("tag: the text is empty; pass the testimonial in quotes")
     embedded = coder.embed([text])
+    scan = coder.denials([text])
     proba = coder.estimator.predict_proba(coder.features(embedded, [text]))[0]
     per_sentence = coder.sentence_proba(embedded)
-    decided = coder.decide(proba[None, :], [text])[0]
+    decided = coder.decide(proba[None, :], [text], scan)[0]
+    denials = scan.reasons[0]
     results = []
     for k in np.argsort(-proba, kind="stable"):
         code = coder.code_ids[k]
@@ -186,9 +198,11 @@ def tag(text: str, coder: TrainedCoder, n_examples: int = 3) -> TagResult:
             probability=float(proba[k]),
             threshold=float(coder.thresholds[k]),
             applied=applied,
-            denied=bool(proba[k] >= coder.thresholds[k]) and not applied,
+            denied=code in denials,
             sentence=embedded.sentence_texts[int(np.argmax(per_sentence[:, k]))],
             examples=tuple(Example(e.id, e.text, s) for e, s in examples),
+            denied_by=denials[code].words if code in denials else "",
         ))
-    return TagResult(tuple(results), coder.needs_review(proba), coder.model_id)
+    reason = coder.review_reason(proba, denials)
+    return TagResult(tuple(results), bool(reason), coder.model_id, reason)
 

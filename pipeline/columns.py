@@ -33,7 +33,8 @@ FIELD_ALIASES: Mapping[str, tuple[str, ...]] = {
 }
 OPTION_FIELDS: tuple[str, ...] = ("text", "id", "organization", "program", "sector")
 RESERVED: frozenset[str] = frozenset(
-    ("text", *FIELD_ALIASES, "codes", "needs_review", "evidence", "coder", "model_codes", "coded_by", "sheet", "speaker")
+    ("text", *FIELD_ALIASES, "codes", "needs_review", "review_reason", "evidence", "coder", "model_codes", "coded_by", "sheet",
+     "speaker")
 )
 CARRIED_PREFIX = "input_"
 

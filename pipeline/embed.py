@@ -59,6 +59,8 @@ PACKAGED_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 PACKAGED_WEIGHTS_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 PACKAGED_ALIASES = frozenset({PACKAGED_MODEL_NAME, "all-MiniLM-L6-v2"})
 BACKENDS = ("auto", "torch", "onnx", "onnx-int8")
+ENCODER_KINDS = ("default", "fast")
+"""``default``: the transformer (on a backend); ``fast``: static embeddings distilled from it."""
 UNSAFE_SUFFIXES = frozenset(
     {".pkl", ".pickle", ".bin", ".pt", ".pth", ".joblib", ".ckpt", ".py", ".pyc", ".pyo"}
 )
@@ -72,6 +74,8 @@ BATCH_CHARS = 32_768
 INT8_RECIPE = "o2-qint8-per-channel"
 # How texts are grouped when the model runs: each alone, so a vector depends on its text only.
 BATCHING = "per-text"
+# Sentence vectors pooled from their quote's encoder pass are cached under the encoder's key and this.
+IN_CONTEXT = "in-context"
 EXPORT_MANIFEST = "framecode-export.json"
 
 
@@ -89,6 +93,11 @@ class EncoderIdentity:
     backend: str
     dimension: int
     batching: str = BATCHING
+
+    @property
+    def kind(self) -> str:
+        """``fast`` for the static encoder, else ``default``."""
+        return "fast" if self.backend.startswith("static-") else "default"
 
     @property
     def key(self) -> str:
@@ -155,6 +164,58 @@ class Encoder:
                 yield self._encode_chunk(chunk, offset, bar)
                 offset += len(chunk)
 
+    def encode_in_context(
+        self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]], *, progress: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """One encoder pass per text: the texts' vectors (as :meth:`encode` gives them) and,
+        stacked in order, a vector per character span of ``spans[i]`` (offsets into
+        ``normalize_text(texts[i])``) pooled from the tokens of the same pass. Both are cached
+        (span vectors under the text, its span and ``IN_CONTEXT``). A span the model did not
+        read (past its maximum length), and every span on a backend without token output
+        (torch), is encoded alone."""
+        normalized = [normalize_text(text) for text in texts]
+        digests = [text_digest(text) for text in normalized]
+        span_digests = [[_span_digest(d, span) for span in text_spans] for d, text_spans in zip(digests, spans, strict=True)]
+        key, span_key = self.identity.key, f"{self.identity.key}-{IN_CONTEXT}"
+        wholes = self.cache.get_many(key, list(dict.fromkeys(digests)), self.dimension) if self.cache else {}
+        parts = self.cache.get_many(span_key, [d for row in span_digests for d in row], self.dimension) if self.cache else {}
+        missing = [i for i, d in enumerate(digests) if d not in wholes or any(p not in parts for p in span_digests[i])]
+        missing = list({digests[i]: i for i in missing}.values())
+        alone: dict[bytes, str] = {}
+        encode_spans = getattr(self.model, "encode_spans", None)
+        show = sys.stderr.isatty() if progress is None else progress
+        with _progress_bar(len(texts), show) as bar:
+            bar.update(len(texts) - len(missing))
+            missing.sort(key=lambda i: len(normalized[i]))
+            for batch in _batches(missing, [len(normalized[i]) for i in missing], self.batch_size):
+                if encode_spans is None:
+                    computed = [np.vstack([self.compute([normalized[i]]), np.full((len(spans[i]), self.dimension), np.nan, np.float32)])
+                                for i in batch]
+                else:
+                    computed = encode_spans([normalized[i] for i in batch], [spans[i] for i in batch])
+                fresh_wholes, fresh_parts = {}, {}
+                for i, vectors in zip(batch, computed, strict=True):
+                    fresh_wholes[digests[i]] = vectors[0]
+                    for (start, end), digest, vector in zip(spans[i], span_digests[i], vectors[1:], strict=True):
+                        if np.isnan(vector).any():
+                            alone[digest] = normalized[i][start:end]
+                        else:
+                            fresh_parts[digest] = vector
+                if self.cache is not None:
+                    self.cache.put_many(key, fresh_wholes.items())
+                    self.cache.put_many(span_key, fresh_parts.items())
+                wholes.update(fresh_wholes)
+                parts.update(fresh_parts)
+                bar.update(len(batch))
+        if alone:  # cached as spans too, so that the quote's pass is not run again for them
+            fresh_parts = dict(zip(alone, self.encode(list(alone.values()), progress=False), strict=True))
+            if self.cache is not None:
+                self.cache.put_many(span_key, fresh_parts.items())
+            parts.update(fresh_parts)
+        whole = np.stack([wholes[d] for d in digests]) if digests else np.empty((0, self.dimension), np.float32)
+        flat = [parts[d] for row in span_digests for d in row]
+        return whole, (np.stack(flat) if flat else np.empty((0, self.dimension), np.float32))
+
     def compute(self, texts: list[str]) -> np.ndarray:
         """Run the model on already normalised texts, each alone, bypassing the cache."""
         vectors = self.model.encode(
@@ -191,6 +252,11 @@ class Encoder:
         return np.stack([known[digest] for digest in digests])
 
 
+def _span_digest(text_digest: bytes, span: tuple[int, int]) -> bytes:
+    """Cache digest of a span's in-context vector: its text's digest and its offsets."""
+    return hashlib.sha256(text_digest + f"\x00{span[0]}:{span[1]}".encode("ascii")).digest()
+
+
 def _batches(items: list, lengths: list[int], size: int, chars: int = BATCH_CHARS) -> Iterator[list]:
     """Consecutive batches of ``items`` (sorted by ascending ``lengths``) of at most ``size``
     items and, past the first item, at most ``chars`` characters counted as the batch's
@@ -212,13 +278,18 @@ def load_encoder(
     batch_size: int = 64,
     *,
     use_cache: bool = True,
+    kind: str = "default",
 ) -> Encoder:
     """Load and verify an encoder.
 
     ``model``: None (or the packaged model's name) for the packaged all-MiniLM-L6-v2, else a
-    local sentence-transformers folder. ``cache_dir`` holds ONNX exports and the embedding
-    cache (default ``pipeline.paths.cache_dir()``).
+    local sentence-transformers folder. ``cache_dir`` holds ONNX exports, the fast encoder
+    and the embedding cache (default ``pipeline.paths.cache_dir()``). ``kind``: ``default``
+    runs the transformer on ``backend``; ``fast`` uses static token embeddings distilled from
+    the same model (:mod:`pipeline.static_encoder`; ``backend`` is then not used).
     """
+    if kind not in ENCODER_KINDS:
+        raise EncoderError(f"encoder {kind!r} is not known; use one of {', '.join(ENCODER_KINDS)}")
     if backend not in BACKENDS:
         raise EncoderError(f"backend {backend!r} is not known; use one of {', '.join(BACKENDS)}")
     if batch_size < 1:
@@ -227,8 +298,13 @@ def load_encoder(
     check_model_folder(folder)
     weights_sha256 = _weights_sha256(folder, expected_sha256)
     root = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    resolved = _resolve_backend(backend)
-    if resolved == "torch":
+    resolved = "static" if kind == "fast" else _resolve_backend(backend)
+    if resolved == "static":
+        from .static_encoder import STATIC_RECIPE, load_static_model
+
+        st_model = load_static_model(folder, weights_sha256, root)
+        backend_name = f"static-{STATIC_RECIPE}"
+    elif resolved == "torch":
         st_model = _sentence_transformer(folder)
         backend_name = "torch"
     else:
@@ -245,9 +321,23 @@ def load_encoder(
         )
     dimension = _dimension(st_model, folder)
     identity = EncoderIdentity(name, weights_sha256, backend_name, dimension)
-    cache = EmbeddingCache(root / "embeddings.sqlite3") if use_cache else None
+    # the fast encoder computes a vector faster than the cache reads one back: it is not cached
+    cache = EmbeddingCache(root / "embeddings.sqlite3") if use_cache and kind == "default" else None
     logger.debug("encoder %s loaded (%s)", identity.name, identity.key)
     return Encoder(st_model, identity, cache=cache, batch_size=batch_size)
+
+
+def install_built_folder(staging: Path, final: Path, manifest: dict) -> None:
+    """Write ``manifest`` (``EXPORT_MANIFEST``) into the built folder ``staging`` and rename it
+    into place as ``final``, replacing a damaged one; when another process finished the same
+    build first, its folder is kept."""
+    atomic_write_text(staging / EXPORT_MANIFEST, json.dumps(manifest, indent=2) + "\n")
+    if final.exists():
+        shutil.rmtree(final, ignore_errors=True)
+    try:
+        os.rename(staging, final)
+    except OSError:  # another process finished the same build first
+        pass
 
 
 def check_model_folder(folder: Path) -> None:
@@ -386,13 +476,7 @@ def _onnx_export(
             "onnx_sha256": sha256_file(staging / onnx_file),
             "versions": _versions(),
         }
-        atomic_write_text(staging / EXPORT_MANIFEST, json.dumps(manifest, indent=2) + "\n")
-        if final.exists():
-            shutil.rmtree(final, ignore_errors=True)
-        try:
-            os.rename(staging, final)
-        except OSError:  # another process finished the same export first
-            pass
+        install_built_folder(staging, final, manifest)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     export = _verified_export(final, weights_sha256)

@@ -1,6 +1,7 @@
 """Evaluation that does not flatter: cross-validation on real statements held out by
-source page, beside written rows, written-to-real transfer, baselines, a learning curve,
-calibration and the effect of routing uncertain quotes to a person."""
+source page, beside written rows, written-to-real transfer, baselines, other embeddings, a
+learning curve, calibration, the effect of routing uncertain quotes to a person, and coding
+rule 2 (denials) on contrast pairs held out by pair and on pairs written outside the repository."""
 
 from __future__ import annotations
 
@@ -13,18 +14,18 @@ from scipy import sparse
 from sklearn.metrics import f1_score, precision_score, recall_score
 
 from .agreement import cohen_kappa, krippendorff_alpha
+from .denial import scan_denials
 from .classify import SupervisedCoder, ZeroShotCoder, group_folds
 from .features import (
     Embedded,
     FeatureSpec,
-    denied_framings,
     embed_with_sentences,
     feature_matrix,
     fit_tfidf,
     prototype_texts,
     zero_shot_scores,
 )
-from .labels import LabelledSet
+from .labels import LabelledQuote, LabelledSet
 from .model import DEFAULT_PARAMS, ORIGIN_WEIGHTS, REVIEW_BAND_CANDIDATES
 from .progress import task, track
 from .records import Codebook
@@ -59,9 +60,10 @@ class EvalData:
 
 def prepare(labels: LabelledSet, codebook: Codebook, encoder, spec: FeatureSpec) -> EvalData:
     texts = labels.texts
-    embedded: Embedded = embed_with_sentences(texts, encoder)
+    embedded: Embedded = embed_with_sentences(texts, encoder, in_context=spec.sentence_vectors == "in-context")
     proto_texts, owner = prototype_texts(codebook)
     zero_shot = zero_shot_scores(embedded, encoder.encode(proto_texts), owner, len(codebook.codes))
+    denied = scan_denials(texts, spec, codebook.code_ids).denied
     return EvalData(
         tuple(texts),
         labels.matrix(codebook.code_ids),
@@ -69,7 +71,7 @@ def prepare(labels: LabelledSet, codebook: Codebook, encoder, spec: FeatureSpec)
         np.asarray([q.origin for q in labels.quotes]),
         feature_matrix(embedded, texts, spec, codebook.code_ids, zero_shot),
         zero_shot,
-        denied_framings(texts, spec, codebook.code_ids),
+        denied,
         codebook.code_ids,
     )
 
@@ -236,44 +238,93 @@ def summarise(name: str, data: EvalData, proba: np.ndarray, decided: np.ndarray)
             "per_code": per_code_metrics(data.Y, decided, proba, data.code_ids), "calibration": calibration(data.Y, proba)}
 
 
+def contrast_scores(quotes: Sequence[LabelledQuote], decided: np.ndarray, code_ids: Sequence[str]) -> dict:
+    """Coding rule 2 on contrast pairs: the share of denied framings left uncoded and of
+    affirmed framings still coded (each statement's target code; statements whose
+    adjudicated codes do not follow their side, so the coders read them otherwise, are left
+    out and counted), overall and per code."""
+    counts = {"denied": [0, 0], "affirmed": [0, 0]}
+    per_code: dict[str, dict[str, list[int]]] = {}
+    left_out = 0
+    for quote, row in zip(quotes, decided):
+        if (quote.target in quote.codes) != (quote.side == "affirmed"):
+            left_out += 1
+            continue
+        right = bool(row[code_ids.index(quote.target)]) == (quote.side == "affirmed")
+        for tally in (counts[quote.side], per_code.setdefault(quote.target, {"denied": [0, 0], "affirmed": [0, 0]})[quote.side]):
+            tally[0] += right
+            tally[1] += 1
+
+    def share(tally: list[int]) -> float | None:
+        return _r(tally[0] / tally[1]) if tally[1] else None
+
+    return {"pairs": len({q.group for q in quotes}), "statements": len(quotes) - left_out, "left_out": left_out,
+            "denied_left_uncoded": share(counts["denied"]), "affirmed_still_coded": share(counts["affirmed"]),
+            "counts": {side: {"right": tally[0], "of": tally[1]} for side, tally in counts.items()},
+            "per_code": {code: {"denied_left_uncoded": share(v["denied"]), "affirmed_still_coded": share(v["affirmed"])}
+                         for code, v in sorted(per_code.items())}}
+
+
 def evaluate(labels: LabelledSet, codebook: Codebook, encoder, *, spec: FeatureSpec | None = None,
-             params: Mapping | None = None, variants: bool = True, learning_curve: bool = True) -> dict:
+             params: Mapping | None = None, variants: bool = True, learning_curve: bool = True,
+             external: LabelledSet | None = None, alternatives: Mapping[str, tuple] | None = None) -> dict:
     """The full report as a JSON-ready dict (see ``framecode evaluate``). Each cross-validated
-    system is a step of the progress display (:mod:`pipeline.progress`)."""
+    system is a step of the progress display (:mod:`pipeline.progress`).
+
+    Contrast pairs (origin ``contrast``) join every training fold of the headline and are
+    scored on their own, held out by pair; ``external`` denial pairs are scored by a coder
+    trained on everything else. ``alternatives`` ({name: (encoder, spec)}) are the default
+    coder on other embeddings (another encoder, sentences encoded alone), on the same folds."""
     spec = spec or FeatureSpec.from_cue_file()
     data = prepare(labels, codebook, encoder, spec)
-    real = data.subset(np.isin(data.origins, REAL_ORIGINS))
-    written = data.subset(data.origins == "written")
-    has_written = len(written.texts) > 0
+    real, written, contrast, extra = _split(data)
     default = supervised_system(params, tfidf_weight=spec.tfidf_weight)
     report: dict = {"codebook": {"version": codebook.version, "hash": codebook.content_hash},
                     "labels": {"hash": labels.content_hash, "real": len(real.texts), "written": len(written.texts),
-                               "real_pages": int(len(np.unique(real.groups)))},
+                               "contrast": len(contrast.texts), "real_pages": int(len(np.unique(real.groups)))},
                     "encoder": encoder.identity.to_dict(), "held_out_by": "source page (GroupKFold, 5 folds)"}
     systems: dict[str, System] = {"zero-shot": zero_shot_system, "tfidf+lr": tfidf_system}
     if variants:
         systems["default, real rows only"] = default
         systems["default without tfidf features"] = supervised_system(params)
         systems["default + zero-shot features"] = supervised_system(params, tfidf_weight=spec.tfidf_weight, zero_shot=True)
+    alternatives = alternatives or {}
     n_train = int(len(real.texts) * 0.8)
     curve_sizes = [s for s in LEARNING_CURVE_SIZES if s < n_train] + [None] if learning_curve else []
-    n_steps = 1 + len(systems) + 2 * has_written + len(curve_sizes)
+    has_written, has_contrast = len(written.texts) > 0, len(contrast.texts) > 0
+    n_steps = 1 + len(systems) + len(alternatives) + 2 * has_written + has_contrast + (external is not None) + len(curve_sizes)
+    extra_train = extra if len(extra.texts) else None
 
     with task("evaluating", total=n_steps, unit="steps") as steps:
-        proba, decided, used = cross_validate(default, real, extra_train=written if has_written else None,
-                                              label="default coder on real statements")
+        proba, decided, used = cross_validate(default, real, extra_train=extra_train, label="default coder on real statements")
         report["headline"] = summarise("default", real, proba, decided)
         report["review"] = review_effect(real.Y, decided, proba, used)
         steps.advance()
 
         report["compared"] = [{"system": "default", "macro_f1": report["headline"]["macro_f1"],
-                               "macro_f1_ci95": report["headline"]["macro_f1_ci95"]}]
+                               "macro_f1_ci95": report["headline"]["macro_f1_ci95"],
+                               "f1_per_code": {r["code"]: r["f1"] for r in report["headline"]["per_code"]}}]
         for name, system in systems.items():
-            extra = written if has_written and name not in {"default, real rows only", "zero-shot", "tfidf+lr"} else None
-            p, d, _ = cross_validate(system, real, extra_train=extra, label=f"{name} on real statements")
-            low, high = bootstrap_macro_f1(real.Y, d, real.groups)
-            report["compared"].append({"system": name, "macro_f1": _r(macro_f1(real.Y, d)), "macro_f1_ci95": [low, high],
-                                       "f1_per_code": {c: _r(f) for c, f in zip(real.code_ids, f1_score(real.Y, d, average=None, zero_division=0))}})
+            on = extra_train if name not in {"default, real rows only", "zero-shot", "tfidf+lr"} else None
+            report["compared"].append(_compared(name, system, real, on))
+            steps.advance()
+        for name, (other_encoder, other_spec) in alternatives.items():
+            other_real, _, _, other_extra = _split(prepare(labels, codebook, other_encoder, other_spec))
+            report["compared"].append(_compared(name, supervised_system(params, tfidf_weight=other_spec.tfidf_weight),
+                                                other_real, other_extra if len(other_extra.texts) else None))
+            steps.advance()
+
+        if has_contrast:
+            contrast_quotes = [q for q, c in zip(labels.quotes, data.origins == "contrast") if c]
+            _, d, _ = cross_validate(default, contrast, extra_train=_concat(real, written), label="contrast pairs, held out by pair")
+            report["contrast"] = {"what": "coding rule 2 on contrast pairs held out by pair (trained on the real, written "
+                                          "and other pairs' statements)", **contrast_scores(contrast_quotes, d, data.code_ids)}
+            steps.advance()
+        if external is not None:
+            checks = prepare(external, codebook, encoder, spec)
+            _, d = fit_and_score(default, _concat(real, extra) if len(extra.texts) else real, checks)
+            report["external_denials"] = {"what": "denial pairs written outside this repository, never trained on",
+                                          **contrast_scores(external.quotes, d, data.code_ids)}
             steps.advance()
 
         if has_written:
@@ -287,20 +338,40 @@ def evaluate(labels: LabelledSet, codebook: Codebook, encoder, *, spec: FeatureS
         if learning_curve:
             curve = []
             for size in curve_sizes:
-                p, d, _ = cross_validate(default, real, train_size=size, extra_train=written if has_written else None,
+                p, d, _ = cross_validate(default, real, train_size=size, extra_train=extra_train,
                                          label=f"learning curve: {size or 'all'} real statements")
                 curve.append({"real_train_quotes": size or n_train, "macro_f1": _r(macro_f1(real.Y, d))})
                 steps.advance()
             report["learning_curve"] = curve
-    report["targets"] = check_targets(report["headline"])
+    report["targets"] = check_targets(report["headline"], report.get("contrast"))
     return report
 
 
-def check_targets(headline: Mapping) -> dict:
+def _split(data: EvalData) -> tuple[EvalData, EvalData, EvalData, EvalData]:
+    """Real statements (scored), written rows, contrast pairs, and the rows that join every
+    training fold of the real statements (written and contrast)."""
+    real = data.subset(np.isin(data.origins, REAL_ORIGINS))
+    written = data.subset(data.origins == "written")
+    contrast = data.subset(data.origins == "contrast")
+    return real, written, contrast, data.subset(np.isin(data.origins, ("written", "contrast")))
+
+
+def _compared(name: str, system: System, real: EvalData, extra: EvalData | None) -> dict:
+    _, d, _ = cross_validate(system, real, extra_train=extra, label=f"{name} on real statements")
+    low, high = bootstrap_macro_f1(real.Y, d, real.groups)
+    return {"system": name, "macro_f1": _r(macro_f1(real.Y, d)), "macro_f1_ci95": [low, high],
+            "f1_per_code": {c: _r(f) for c, f in zip(real.code_ids, f1_score(real.Y, d, average=None, zero_division=0))}}
+
+
+def check_targets(headline: Mapping, contrast: Mapping | None = None) -> dict:
     per_code = sorted(headline["per_code"], key=lambda r: -r["support"])
     commonest = per_code[:4]
-    return {
+    targets = {
         "macro_f1>=0.60": headline["macro_f1"] >= 0.60,
         "f1>=0.70 on the four commonest codes": {r["code"]: r["f1"] for r in commonest},
         "alpha>=0.50 on codes with 10+ positives": {r["code"]: r["krippendorff_alpha"] for r in per_code if r["support"] >= 10},
     }
+    if contrast is not None:
+        targets["contrast: >=90% denied left uncoded and >=90% affirmed still coded"] = (
+            (contrast["denied_left_uncoded"] or 0) >= 0.9 and (contrast["affirmed_still_coded"] or 0) >= 0.9)
+    return targets

@@ -39,6 +39,7 @@ READABLE_COLUMNS: dict[str, str] = {
     "sector": "Sector",
     "codes": "Codes (ids)",
     "needs_review": "Needs review",
+    "review_reason": "Why review",
     "evidence": "Evidence",
     "coder": "Coder",
     "model_codes": "Model's codes (ids)",
@@ -245,7 +246,8 @@ def _meaning(column: str, codebook: Codebook) -> str:
         return f"1 if the code {column[len(INDICATOR_PREFIX):]} applies, 0 if not"
     return {
         "codes": "code ids that apply, sorted, joined by ;",
-        "needs_review": "a probability sits close to its threshold",
+        "needs_review": "a person should check: a probability near its threshold, or a denial the rules are unsure of",
+        "review_reason": "why the quote needs review, per code",
         "evidence": "the sentence that carries each code",
         "coder": "the model id or the person who coded the quote",
     }.get(column, READABLE_COLUMNS.get(column, "input column, as given"))

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+from .embedding_cache import normalize_text
 from .errors import InputError
 from .paths import PROJECT_ROOT
 from .records import Codebook
@@ -32,6 +33,9 @@ class FeatureSpec:
     cues: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
     counter_cues: tuple[str, ...] = ()
     denial_exempt: tuple[str, ...] = ()
+    sentence_vectors: str = "in-context"
+    """``in-context``: sentence vectors pooled from the whole quote's encoder pass; ``alone``:
+    each sentence encoded on its own (models saved before the one-pass encoder)."""
 
     @classmethod
     def from_cue_file(cls, path: str | Path = DEFAULT_CUES, **kwargs) -> FeatureSpec:
@@ -54,6 +58,7 @@ class FeatureSpec:
             "cues": {k: list(v) for k, v in self.cues.items()},
             "counter_cues": list(self.counter_cues),
             "denial_exempt": list(self.denial_exempt),
+            "sentence_vectors": self.sentence_vectors,
         }
 
     @classmethod
@@ -66,6 +71,7 @@ class FeatureSpec:
             cues={k: tuple(v) for k, v in data["cues"].items()},
             counter_cues=tuple(data["counter_cues"]),
             denial_exempt=tuple(data.get("denial_exempt", ())),
+            sentence_vectors=str(data.get("sentence_vectors", "alone")),
         )
 
 
@@ -77,37 +83,37 @@ _ABBREVIATIONS = frozenset(
 )
 
 
-def _sentences_of(text: str) -> list[str]:
-    pieces, start = [], 0
-    for end in _SENTENCE_END.finditer(text):
-        if text[end.start()] == ".":
-            word_start = max(start, text.rfind(" ", start, end.start()) + 1)
-            word = text[word_start : end.start()].lstrip("\"'(\u201c\u2018").lower()
-            if word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha()):
-                continue
-        pieces.append(text[start : end.end()])
-        start = end.end()
-    pieces.append(text[start:])
-    return pieces
+def sentence_spans(text: str, min_words: int = MIN_SENTENCE_WORDS) -> list[tuple[int, int]]:
+    """Character spans of ``text``'s sentences (a rule-based splitter: end punctuation before
+    a capital, abbreviations and initials excepted), surrounding white space left out; a
+    fragment under ``min_words`` words joins the previous sentence, and a text always has one span."""
+    spans: list[tuple[int, int]] = []
+    start = 0
+    ends = [m.end() for m in _SENTENCE_END.finditer(text) if not _after_abbreviation(text, m)]
+    for stop in [*ends, len(text)]:
+        piece = text[start:stop]
+        if piece.strip():
+            last = start + len(piece.rstrip())
+            if spans and len(piece.split()) < min_words:
+                spans[-1] = (spans[-1][0], last)
+            else:
+                spans.append((start + len(piece) - len(piece.lstrip()), last))
+        start = stop
+    return spans or [(0, len(text))]
+
+
+def _after_abbreviation(text: str, end: re.Match) -> bool:
+    """Whether the period of ``end`` follows an abbreviation or an initial."""
+    if text[end.start()] != ".":
+        return False
+    word = text[max(0, end.start() - 20) : end.start()].split()[-1:] or [""]  # abbreviations are short
+    word = word[0].lstrip("\"'(\u201c\u2018").lower()
+    return word in _ABBREVIATIONS or (len(word) == 1 and word.isalpha())
 
 
 def split_sentences(texts: Sequence[str]) -> list[list[str]]:
-    """Sentences of each text (a rule-based splitter: end punctuation before a capital,
-    abbreviations and initials excepted); fragments under three words are merged into the
-    previous sentence, and a text always has at least one."""
-    result = []
-    for text in texts:
-        sentences: list[str] = []
-        for sentence in _sentences_of(text):
-            piece = sentence.strip()
-            if not piece:
-                continue
-            if sentences and len(piece.split()) < MIN_SENTENCE_WORDS:
-                sentences[-1] = f"{sentences[-1]} {piece}"
-            else:
-                sentences.append(piece)
-        result.append(sentences or [text])
-    return result
+    """Sentences of each text, as :func:`sentence_spans` finds them."""
+    return [[text[start:end] for start, end in sentence_spans(text)] for text in texts]
 
 
 @dataclass(frozen=True)
@@ -159,12 +165,17 @@ def _compiled_cues(per_code: tuple[tuple[str, ...], ...], counter: tuple[str, ..
     return tuple(tuple(map(Cue.compile, patterns)) for patterns in per_code), tuple(map(Cue.compile, counter))
 
 
+def compiled_cues(spec: FeatureSpec, code_ids: Sequence[str]) -> tuple[tuple[Cue, ...], ...]:
+    """The compiled cue patterns of each code, in ``code_ids`` order."""
+    return _compiled_cues(tuple(tuple(spec.cues.get(code, ())) for code in code_ids), spec.counter_cues)[0]
+
+
 def cue_matrix(texts: Sequence[str], spec: FeatureSpec, code_ids: Sequence[str]) -> np.ndarray:
     """One 0/1 column per cue pattern plus a per-code count, then the counter cues."""
     compiled, counter = _compiled_cues(tuple(tuple(spec.cues.get(code, ())) for code in code_ids), spec.counter_cues)
     cues = [cue for group in compiled for cue in group] + list(counter)
     hits = np.zeros((len(texts), len(cues)), dtype=np.float32)
-    candidates = _cue_candidates(texts, cues)
+    candidates = cue_candidates(texts, cues)
     for i, j in zip(*np.nonzero(candidates)):
         if cues[j].regex.search(texts[i]):
             hits[i, j] = 1.0
@@ -177,7 +188,7 @@ def cue_matrix(texts: Sequence[str], spec: FeatureSpec, code_ids: Sequence[str])
     return np.hstack(blocks)
 
 
-def _cue_candidates(texts: Sequence[str], cues: Sequence[Cue]) -> np.ndarray:
+def cue_candidates(texts: Sequence[str], cues: Sequence[Cue]) -> np.ndarray:
     """Boolean (texts x cues): where a cue's regex must run. False only where an ASCII text
     contains none of the cue's required strings; one substring scan per required string over
     the whole batch."""
@@ -198,72 +209,6 @@ def _cue_candidates(texts: Sequence[str], cues: Sequence[Cue]) -> np.ndarray:
         if cue.required:
             candidates[:, j] = ~ascii_rows | np.logical_or.reduce([present[piece] for piece in cue.required])
     return candidates
-
-
-# Coding rule 2: a framing the speaker denies or says failed is not coded.
-_NEGATION = re.compile(r"\b(?:not|never|no|nothing|neither|nor|hardly|cannot|fail(?:ed|s)? to)\b|n't\b", re.IGNORECASE)
-_NOT_A_DENIAL = re.compile(r"\b(?:not only|not just|no longer|no more|never again|not least)\b", re.IGNORECASE)
-_FAILED_AFTER = re.compile(
-    r"^\W*(?:\w+\W+){0,5}?(?:fell flat|failed|flopped|never materiali[sz]ed"
-    r"|(?:did not|didn't|never|failed to) (?:convince|persuade|pay off|work|materiali[sz]e))\b",
-    re.IGNORECASE,
-)
-# A counterfactual or problem statement ("without it we could not...") names a value (rule 3).
-_COUNTERFACTUAL = re.compile(r"\b(?:without|unless|until|if|would|could|instead|otherwise|lack\w*|before|absence)\b", re.IGNORECASE)
-# A text matching neither can deny anything: the check skips it.
-_DENIAL_WORD = re.compile(r"\b(?:not|never|no|nothing|neither|nor|hardly|cannot|fail\w*|fell flat|flopped)\b|n't\b", re.IGNORECASE)
-_CLAUSE_BREAK = re.compile(r"[,;:()]|\b(?:but|yet|while|whereas)\b", re.IGNORECASE)
-DENIAL_WINDOW_WORDS = 5
-
-
-def _sentence_denies(sentence: str, cues: Sequence[Cue]) -> bool | None:
-    """None when no cue matches; True when every cue match is denied (a negation in the five
-    words before it, or "fell flat", "failed", "did not convince"... in the six words after
-    it, in the same clause)."""
-    matches = [m for cue in cues for m in cue.regex.finditer(sentence)]
-    if not matches:
-        return None
-    if _COUNTERFACTUAL.search(sentence):
-        return False
-    for match in matches:
-        before = " ".join(_CLAUSE_BREAK.split(sentence[: match.start()])[-1].split()[-DENIAL_WINDOW_WORDS:])
-        after = _CLAUSE_BREAK.split(sentence[match.end() :])[0]
-        if not (_NEGATION.search(_NOT_A_DENIAL.sub(" ", before)) or _FAILED_AFTER.search(after)):
-            return False
-    return True
-
-
-def denied_framings(
-    texts: Sequence[str], spec: FeatureSpec, code_ids: Sequence[str], candidates: np.ndarray | None = None
-) -> np.ndarray:
-    """Boolean (texts x codes): the quote names the code's cues only in sentences that deny
-    them ("sharing the data did not save money"), so the code is not applied whatever its
-    probability (coding rule 2). Codes in ``spec.denial_exempt`` are never denied: a problem
-    statement is coded by the value it implies (rule 3). ``candidates`` (texts x codes)
-    limits the check to those cells, e.g. the codes above their thresholds."""
-    compiled, _ = _compiled_cues(tuple(tuple(spec.cues.get(code, ())) for code in code_ids), spec.counter_cues)
-    checked = np.array([code not in spec.denial_exempt and bool(compiled[k]) for k, code in enumerate(code_ids)])
-    wanted = np.broadcast_to(checked, (len(texts), len(code_ids)))
-    if candidates is not None:
-        wanted = wanted & candidates
-    wanted = wanted & np.array([bool(_DENIAL_WORD.search(text)) for text in texts], dtype=bool)[:, None]
-    denied = np.zeros((len(texts), len(code_ids)), dtype=bool)
-    rows = np.flatnonzero(wanted.any(axis=1))
-    per_row = split_sentences([texts[i] for i in rows])
-    sentences = [s for row in per_row for s in row]
-    cues = [cue for group in compiled for cue in group]
-    candidates = _cue_candidates(sentences, cues)
-    first = np.cumsum([0] + [len(group) for group in compiled])
-    at = 0
-    for i, row in zip(rows, per_row):
-        for k in np.flatnonzero(wanted[i]):
-            verdicts = [
-                _sentence_denies(s, [cues[j] for j in range(first[k], first[k + 1]) if candidates[at + n, j]])
-                for n, s in enumerate(row)
-            ]
-            denied[i, k] = True in verdicts and False not in verdicts
-        at += len(row)
-    return denied
 
 
 def prototype_texts(codebook: Codebook) -> tuple[list[str], np.ndarray]:
@@ -287,12 +232,20 @@ class Embedded:
     sentence_texts: tuple[str, ...]
 
 
-def embed_with_sentences(texts: Sequence[str], encoder) -> Embedded:
-    sentence_lists = split_sentences(texts)
-    flat = [s for sentences in sentence_lists for s in sentences]
-    owner = np.repeat(np.arange(len(texts)), [len(s) for s in sentence_lists])
-    vectors = encoder.encode(list(texts) + flat)
-    return Embedded(vectors[: len(texts)], vectors[len(texts) :], owner, tuple(flat))
+def embed_with_sentences(texts: Sequence[str], encoder, *, in_context: bool = True) -> Embedded:
+    """Embeddings of ``texts`` and of their sentences. ``in_context``: each sentence's vector
+    pools the tokens of its span in the same encoder pass as the whole text (one pass per
+    text; see ``Encoder.encode_in_context``); otherwise each sentence is encoded alone. An
+    encoder without ``encode_in_context`` always encodes sentences alone."""
+    normalized = [normalize_text(text) for text in texts]
+    spans = [sentence_spans(text) for text in normalized]
+    flat = tuple(text[start:end] for text, text_spans in zip(normalized, spans) for start, end in text_spans)
+    owner = np.repeat(np.arange(len(texts)), [len(s) for s in spans])
+    if in_context and hasattr(encoder, "encode_in_context"):
+        whole, parts = encoder.encode_in_context(normalized, spans)
+        return Embedded(whole, parts, owner, flat)
+    vectors = encoder.encode(normalized + list(flat))
+    return Embedded(vectors[: len(texts)], vectors[len(texts) :], owner, flat)
 
 
 def pool_sentences(embedded: Embedded) -> tuple[np.ndarray, np.ndarray]:

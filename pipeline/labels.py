@@ -24,7 +24,8 @@ from .paths import LABELS_DIR
 from .records import Codebook
 from .review import human_files
 
-LABEL_FILES = {"real_statements.jsonl": "real", "written_statements.jsonl": "written"}
+SIDES = ("affirmed", "denied")
+LABEL_FILES = {"real_statements.jsonl": "real", "written_statements.jsonl": "written", "contrast_pairs.jsonl": "contrast"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,13 +35,15 @@ class LabelledQuote:
     id: str
     text: str
     codes: tuple[str, ...]
-    origin: str  # seed | real | written | reviewed
-    group: str  # the source page (real) or collaboration (written): held out together
+    origin: str  # seed | real | written | contrast | reviewed
+    group: str  # the source page (real), collaboration (written) or pair (contrast): held out together
     coder: str = "adjudicated"
     organization: str = ""
     program: str = ""
     sector: str = ""
     reviewed: bool = False  # a person decided its codes in the review loop
+    target: str = ""  # contrast pairs: the code the pair affirms and denies
+    side: str = ""  # contrast pairs: affirmed | denied
 
     @classmethod
     def from_json(cls, data: dict, *, origin: str = "", coder: str = "adjudicated") -> LabelledQuote:
@@ -50,11 +53,13 @@ class LabelledQuote:
             text=str(data["text"]),
             codes=tuple(sorted(codes)),
             origin=str(data.get("origin") or origin),
-            group=str(data.get("source_url") or data.get("group") or data["id"]),
+            group=str(data.get("pair") or data.get("source_url") or data.get("group") or data["id"]),
             coder=str(data.get("coder") or coder),
             organization=str(data.get("organization") or ""),
             program=str(data.get("program") or ""),
             sector=str(data.get("sector") or ""),
+            target=str(data.get("code") or "") if data.get("side") else "",
+            side=str(data.get("side") or ""),
         )
 
 
@@ -123,6 +128,8 @@ def load_labels(codebook: Codebook, labels_dir: str | Path | None = None) -> Lab
                 problems.append(Problem(str(path), f"unknown code id(s) {', '.join(unknown)}; known: {', '.join(codebook.code_ids)}", row=row_no, column="labels"))
             if not quote.text.strip():
                 problems.append(Problem(str(path), "empty text", row=row_no, column="text"))
+            if quote.origin == "contrast" and (quote.target not in known or quote.side not in SIDES):
+                problems.append(Problem(str(path), "a contrast pair's row needs a code id in 'code' and 'affirmed' or 'denied' in 'side'", row=row_no))
             if quote.id in by_id and not is_reviewed:
                 problems.append(Problem(str(path), f"duplicate id {quote.id!r}", row=row_no, column="id"))
             if is_reviewed:
@@ -133,6 +140,35 @@ def load_labels(codebook: Codebook, labels_dir: str | Path | None = None) -> Lab
     digests = {p.relative_to(folder).as_posix(): sha256_file(p) for p in paths}
     digests.update({p.relative_to(folder).as_posix(): _training_digest(p) for p in reviewed})
     return LabelledSet(tuple(by_id.values()), digests)
+
+
+EXTERNAL_DENIALS = "denials_external.jsonl"
+
+
+def load_external_denials(codebook: Codebook, labels_dir: str | Path | None = None) -> LabelledSet | None:
+    """The denial pairs written outside this repository (``labels/denials_external.jsonl``),
+    never trained on: a check of coding rule 2 on wording the coder's authors did not write.
+    None when the file is absent."""
+    path = (Path(labels_dir) if labels_dir is not None else LABELS_DIR) / EXTERNAL_DENIALS
+    if not path.is_file():
+        return None
+    problems: list[Problem] = []
+    quotes = []
+    for row_no, data in _read_jsonl(path, problems):
+        try:
+            quote = LabelledQuote.from_json(data, origin="external")
+        except KeyError as exc:
+            problems.append(Problem(str(path), f"missing field {exc.args[0]!r}", row=row_no))
+            continue
+        if quote.target not in codebook.code_ids or quote.side not in SIDES:
+            problems.append(Problem(str(path), "expected a code id in 'code' and 'affirmed' or 'denied' in 'side'", row=row_no))
+        unknown = sorted(set(quote.codes) - set(codebook.code_ids))
+        if unknown:
+            problems.append(Problem(str(path), f"unknown code id(s) {', '.join(unknown)}", row=row_no, column="labels"))
+        quotes.append(quote)
+    if problems:
+        raise ValidationError(problems, f"{len(problems)} problem(s) in {path}")
+    return LabelledSet(tuple(quotes), {EXTERNAL_DENIALS: sha256_file(path)})
 
 
 def _training_digest(path: Path) -> str:

@@ -29,10 +29,10 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 
 from .classify import SupervisedCoder
 from .errors import ModelError
+from .denial import Denial, DenialScan, scan_denials
 from .features import (
     Embedded,
     FeatureSpec,
-    denied_framings,
     embed_with_sentences,
     feature_matrix,
     fit_tfidf,
@@ -61,7 +61,7 @@ ID_DIGITS = 16
 REVIEW_BAND_CANDIDATES = (0.02, 0.04, 0.06, 0.08, 0.1, 0.12, 0.15)
 MAX_REVIEW_SHARE = 0.2
 DEFAULT_PARAMS = {"C": 1.0, "class_weight": "balanced", "cv": 5}
-ORIGIN_WEIGHTS = {"real": 1.0, "seed": 1.0, "reviewed": 1.0, "written": 0.3}
+ORIGIN_WEIGHTS = {"real": 1.0, "seed": 1.0, "reviewed": 1.0, "written": 0.3, "contrast": 1.0}
 
 
 @dataclass(frozen=True)
@@ -116,21 +116,38 @@ class TrainedCoder:
         return float(self.config["review_band"])
 
     def get_encoder(self):
-        """The encoder the model was trained with (loaded on first use)."""
+        """The encoder the model was trained with (loaded on first use); an encoder of another
+        kind, backend or weights is refused."""
+        identity = self.encoder_identity
         if self.encoder is None:
             from .embed import load_encoder
 
-            identity = self.encoder_identity
-            self.encoder = load_encoder(identity["model"], backend=identity["requested_backend"])
-            if self.encoder.identity.weights_sha256 != identity["weights_sha256"]:
-                raise ModelError(
-                    f"model {self.model_id} was trained on encoder weights {identity['weights_sha256'][:12]}, "
-                    f"but {self.encoder.identity.weights_sha256[:12]} was loaded; retrain with `framecode train`"
-                )
+            self.encoder = load_encoder(identity["model"], backend=identity["requested_backend"],
+                                        kind=identity.get("kind", "default"))
+        given = self.encoder.identity
+        if given.weights_sha256 != identity["weights_sha256"]:
+            raise ModelError(
+                f"model {self.model_id} was trained on encoder weights {identity['weights_sha256'][:12]}, "
+                f"but {given.weights_sha256[:12]} was loaded; retrain with `framecode train`"
+            )
+        self.require_encoder(given.kind)
+        if given.kind == "fast" and given.backend != identity["backend"]:
+            raise ModelError(f"model {self.model_id} was trained with the fast encoder {identity['backend']}, but "
+                             f"{given.backend} was loaded; retrain with `framecode train --encoder fast`")
         return self.encoder
 
+    def require_encoder(self, kind: str | None) -> None:
+        """Refuse, before any encoder loads, when ``kind`` (``default``/``fast``; None for
+        either) is not the encoder the model was trained with."""
+        trained = self.encoder_identity.get("kind", "default")
+        if kind is not None and kind != trained:
+            raise ModelError(
+                f"model {self.model_id} was trained with the {trained} encoder, not the {kind} one; code with "
+                f"--encoder {trained}, or train a model for the {kind} encoder with `framecode train --encoder {kind}`"
+            )
+
     def embed(self, texts: Sequence[str]) -> Embedded:
-        return embed_with_sentences(texts, self.get_encoder())
+        return embed_with_sentences(texts, self.get_encoder(), in_context=self.spec.sentence_vectors == "in-context")
 
     def features(self, embedded: Embedded, texts: Sequence[str]) -> np.ndarray:
         zero_shot = None
@@ -139,11 +156,16 @@ class TrainedCoder:
             zero_shot = zero_shot_scores(embedded, self.prototypes, owner, len(self.code_ids))
         return feature_matrix(embedded, texts, self.spec, self.code_ids, zero_shot, self.tfidf)
 
-    def decide(self, proba: np.ndarray, texts: Sequence[str]) -> np.ndarray:
+    def denials(self, texts: Sequence[str], candidates: np.ndarray | None = None) -> DenialScan:
+        """Where each quote names a code only to deny it (coding rule 2, :mod:`pipeline.denial`)."""
+        return scan_denials(texts, self.spec, self.code_ids, candidates)
+
+    def decide(self, proba: np.ndarray, texts: Sequence[str], scan: DenialScan | None = None) -> np.ndarray:
         """Codes applied: probability at or above the code's threshold, unless the quote
-        names the code only to deny it (coding rule 2, ``denied_framings``)."""
+        names the code only to deny it (coding rule 2)."""
         above = proba >= self.thresholds
-        return above & ~denied_framings(texts, self.spec, self.code_ids, candidates=above)
+        scan = scan if scan is not None else self.denials(texts, candidates=above)
+        return above & ~scan.denied
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
         texts = list(texts)
@@ -165,7 +187,9 @@ class TrainedCoder:
             return []
         embedded = self.embed(texts)
         proba = self.estimator.predict_proba(self.features(embedded, texts))
-        applied = self.decide(proba, texts)
+        # denials matter where a code is applied or may be flagged for review
+        scan = self.denials(texts, candidates=proba >= self.thresholds - self.review_band)
+        applied = self.decide(proba, texts, scan)
         # Only quotes of several sentences with a code applied need sentences scored alone.
         counts = np.bincount(embedded.owner, minlength=len(texts))
         wanted = np.flatnonzero(applied.any(axis=1)[embedded.owner] & (counts[embedded.owner] > 1))
@@ -178,6 +202,7 @@ class TrainedCoder:
                 for k, code in enumerate(self.code_ids)
                 if applied[i, k]
             }
+            reason = self.review_reason(proba[i], scan.reasons[i])
             row = {
                 "id": quote.id,
                 "text": quote.text,
@@ -185,16 +210,31 @@ class TrainedCoder:
                 "program": quote.program,
                 "sector": quote.sector,
                 "codes": ";".join(sorted(c for c, a in zip(self.code_ids, applied[i]) if a)),
-                "needs_review": "true" if self.needs_review(proba[i]) else "false",
+                "needs_review": "true" if reason else "false",
             }
             row.update({f"p_{code}": f"{proba[i, k]:.4f}" for k, code in enumerate(self.code_ids)})
             row["evidence"] = json.dumps(evidence, ensure_ascii=False, sort_keys=True) if evidence else ""
             row["coder"] = self.model_id
+            row["review_reason"] = reason
             rows.append(row)
         return rows
 
-    def needs_review(self, proba_row: np.ndarray) -> bool:
-        return bool(np.any(np.abs(proba_row - self.thresholds) < self.review_band))
+    def review_reason(self, proba_row: np.ndarray, denials: Mapping[str, Denial] | None = None) -> str:
+        """Why a person should check this quote, one clause per code ("" when nothing calls
+        for it): a probability within the review band of its threshold, or a framing the
+        model would code but that the quote denies in a way the rules are unsure of (far
+        from the cue, in the next sentence, a hope or a doubt)."""
+        reasons = []
+        for k, code in enumerate(self.code_ids):
+            denial = (denials or {}).get(code)
+            if denial is not None and proba_row[k] >= self.thresholds[k] - self.review_band and denial.unsure:
+                reasons.append(f"{code}: left uncoded as denied by \u201c{denial.words}\u201d ({denial.rule}); check it is denied")
+            elif abs(proba_row[k] - self.thresholds[k]) < self.review_band:
+                reasons.append(f"{code}: probability {proba_row[k]:.2f} near its threshold {self.thresholds[k]:.2f}")
+        return "; ".join(reasons)
+
+    def needs_review(self, proba_row: np.ndarray, denials: Mapping[str, Denial] | None = None) -> bool:
+        return bool(self.review_reason(proba_row, denials))
 
     def nearest_examples(self, vector: np.ndarray, code: str, k: int = 3) -> list[tuple[Evidence, float]]:
         """The ``k`` human-coded quotes carrying ``code`` closest to ``vector``."""
@@ -224,11 +264,12 @@ def train_coder(
     spec: FeatureSpec | None = None,
     params: Mapping | None = None,
     origin_weights: Mapping[str, float] | None = None,
-    name: str = "default",
+    name: str | None = None,
 ) -> TrainedCoder:
     """Fit the supervised coder on every labelled quote (weighted by origin; a reviewer's
     decision at the ``reviewed`` weight whatever the quote's origin)."""
     spec = spec or FeatureSpec.from_cue_file()
+    name = name or getattr(encoder.identity, "kind", "default")  # framecode-default-... or framecode-fast-...
     params = {**DEFAULT_PARAMS, **(params or {})}
     weights_by_origin = {**ORIGIN_WEIGHTS, **(origin_weights or {})}
     labels = LabelledSet(tuple(q for q in labels.quotes if quote_weight(q, weights_by_origin) > 0), labels.files_sha256)
@@ -237,7 +278,7 @@ def train_coder(
     texts = labels.texts
     Y = labels.matrix(codebook.code_ids)
     weights = np.array([quote_weight(q, weights_by_origin) for q in labels.quotes])
-    embedded = embed_with_sentences(texts, encoder)
+    embedded = embed_with_sentences(texts, encoder, in_context=spec.sentence_vectors == "in-context")
     proto_texts, proto_owner = prototype_texts(codebook)
     prototypes = encoder.encode(proto_texts)
     zero_shot = zero_shot_scores(embedded, prototypes, proto_owner, len(codebook.codes)) if spec.zero_shot_weight else None
@@ -245,7 +286,8 @@ def train_coder(
     X = feature_matrix(embedded, texts, spec, codebook.code_ids, zero_shot, tfidf)
     estimator = SupervisedCoder(**params).fit(X, Y, groups=labels.groups, sample_weight=weights)
     identity = encoder.identity
-    encoder_info = {**identity.to_dict(), "model": identity.name, "requested_backend": _requested_backend(identity.backend)}
+    encoder_info = {**identity.to_dict(), "model": identity.name, "kind": identity.kind,
+                    "requested_backend": _requested_backend(identity.backend)}
     config = {
         "format": MODEL_FORMAT,
         "name": name,
@@ -308,6 +350,8 @@ def _out_of_fold_metrics(estimator: SupervisedCoder, Y: np.ndarray, code_ids: Se
 
 
 def _requested_backend(backend: str) -> str:
+    if backend.startswith("static-"):
+        return "auto"  # not used by the fast encoder
     return "onnx-int8" if backend.startswith("onnx-int8") else backend
 
 

@@ -37,6 +37,7 @@ class OnnxSentenceModel:
         self.dimension = dimension
         self.threads = threads
         self.input_names = {i.name for i in session.get_inputs()}
+        self._pool: ThreadPoolExecutor | None = None
 
     @classmethod
     def load(cls, folder: Path, onnx_file: str) -> OnnxSentenceModel | None:
@@ -65,28 +66,68 @@ class OnnxSentenceModel:
         """Unit vectors of ``texts`` in order, as float32; each text is run alone."""
         out = np.empty((len(texts), self.dimension), dtype=np.float32)
         encodings = self.tokenizer.encode_batch(list(texts))
-        if self.threads > 1 and len(encodings) > 1:
-            with ThreadPoolExecutor(self.threads) as pool:
-                vectors = list(pool.map(self._encode_one, encodings))
-        else:
-            vectors = [self._encode_one(encoding) for encoding in encodings]
-        for row, vector in enumerate(vectors):
+        for row, vector in enumerate(self._map(self._encode_one, encodings)):
             out[row] = vector
         return out
 
+    def encode_spans(self, texts: Sequence[str], spans: Sequence[Sequence[tuple[int, int]]]) -> list[np.ndarray]:
+        """One pass per text: for text i an array of ``1 + len(spans[i])`` unit vectors, the
+        whole text's (as :meth:`encode` gives it), then for each character span the mean of
+        the token vectors inside it from the same pass. A span the encoder did not read (past
+        its maximum length) is NaN."""
+        encodings = self.tokenizer.encode_batch(list(texts))
+        return self._map(lambda item: self._span_vectors(*item), list(zip(encodings, spans, strict=True)))
+
+    def _map(self, function, items: list) -> list:
+        """``function`` over ``items`` in order, on one thread per core (a pool kept for the
+        model's life)."""
+        if self.threads < 2 or len(items) < 2:
+            return [function(item) for item in items]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="framecode-encoder")
+        return list(self._pool.map(function, items))
+
+    def _span_vectors(self, encoding, spans: Sequence[tuple[int, int]]) -> np.ndarray:
+        tokens = self._tokens(encoding)
+        out = np.full((1 + len(spans), self.dimension), np.nan, dtype=np.float32)
+        out[0] = _unit(tokens.mean(axis=0, dtype=np.float32))
+        offsets = np.asarray(encoding.offsets, dtype=np.int64).reshape(-1, 2)
+        content = ~np.asarray(encoding.special_tokens_mask, dtype=bool)
+        read_to = int(offsets[content, 1].max()) if content.any() else 0
+        truncated = bool(encoding.overflowing)
+        for j, (start, end) in enumerate(spans, start=1):
+            inside = content & (offsets[:, 0] >= start) & (offsets[:, 1] <= end)
+            if inside.any() and not (truncated and end > read_to):
+                out[j] = _unit(tokens[inside].mean(axis=0, dtype=np.float32))
+        return out
+
     def _encode_one(self, encoding) -> np.ndarray:
+        return _unit(self._tokens(encoding).mean(axis=0, dtype=np.float32))
+
+    def _tokens(self, encoding) -> np.ndarray:
+        """The token vectors of one text's pass, shape (tokens, dimension)."""
         ids = np.array([encoding.ids], dtype=np.int64)
         feeds = {"input_ids": ids, "attention_mask": np.ones_like(ids), "token_type_ids": np.zeros_like(ids)}
-        tokens = self.session.run(None, {k: v for k, v in feeds.items() if k in self.input_names})[0]
-        pooled = tokens[0].mean(axis=0, dtype=np.float32)
-        # sentence-transformers normalises twice: its Normalize module, then normalize_embeddings
-        for _ in range(2):
-            pooled = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
-        return pooled.astype(np.float32)
+        return self.session.run(None, {k: v for k, v in feeds.items() if k in self.input_names})[0][0]
+
+
+def _unit(pooled: np.ndarray) -> np.ndarray:
+    """``pooled`` scaled to unit length, as sentence-transformers does: its Normalize module,
+    then normalize_embeddings, so twice."""
+    for _ in range(2):
+        pooled = pooled / max(float(np.linalg.norm(pooled)), 1e-12)
+    return pooled.astype(np.float32)
+
+
+THREADS_VARIABLE = "FRAMECODE_ENCODER_THREADS"
 
 
 def _cores() -> int:
-    """CPU cores this process may use."""
+    """Threads to encode with: ``FRAMECODE_ENCODER_THREADS`` when set (a Ray worker sets it to
+    the CPUs it was given), else the CPU cores this process may use."""
+    setting = os.environ.get(THREADS_VARIABLE, "").strip()
+    if setting.isdigit() and int(setting) > 0:
+        return int(setting)
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 

@@ -562,13 +562,15 @@ PERSON_COLUMNS: tuple[str, ...] = ("model_codes", "coded_by")
 def apply_decisions(rows: Iterable[dict], decisions: Mapping[str, PersonCoding]) -> Iterator[dict]:
     """Codings rows with a person's decision in place of the model's codes wherever that
     person decided the same quote (same id and text): ``codes`` and ``coder`` become theirs,
-    ``needs_review`` false; ``model_codes`` keeps the model's codes and ``coded_by`` says
+    ``needs_review`` false and ``review_reason`` empty; ``model_codes`` keeps the model's codes and ``coded_by`` says
     ``person`` or ``model``. Probabilities and evidence stay the model's."""
     for row in rows:
         row["model_codes"] = row["codes"]
         decision = decisions.get(str(row["id"]))
         if decision is not None and decision.text_sha256 == sha256_text(str(row["text"])):
             row.update(codes=";".join(decision.codes), coder=decision.coder, needs_review="false", coded_by="person")
+            if "review_reason" in row:
+                row["review_reason"] = ""
         else:
             row["coded_by"] = "model"
         yield row

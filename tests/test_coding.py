@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -139,6 +140,39 @@ def test_agreement_paperwork_alone_gets_no_code(shipped):
 def test_denied_framing_is_not_coded(shipped):
     text = "Honestly, sharing the data did not save money, and the return-on-investment case fell flat with our partners."
     assert "cost_savings" not in shipped.code_rows([Quote.from_row({"text": text})])[0]["codes"]
+
+
+def test_the_issues_six_denied_sentences_are_left_uncoded_and_their_twins_coded(shipped):
+    pairs = json.loads((Path(__file__).parent / "data" / "denied_and_affirmed.json").read_text(encoding="utf-8"))
+    quotes = [Quote.from_row({"id": f"q{i}{side[0]}", "text": pair[side]}) for i, pair in enumerate(pairs) for side in ("denied", "affirmed")]
+    rows = {row["id"]: row["codes"].split(";") for row in shipped.code_rows(quotes)}
+    assert all(pair["code"] not in rows[f"q{i}d"] for i, pair in enumerate(pairs))
+    assert sum(pair["code"] in rows[f"q{i}a"] for i, pair in enumerate(pairs)) >= 5
+
+
+def test_tag_shows_a_denied_framing_with_the_words_that_deny_it(shipped):
+    text = "The Medicaid waiver did not give us any leverage with the hospitals."
+    table = runner.invoke(app, ["tag", text], env={"COLUMNS": "200"})
+    assert table.exit_code == 0, table.output
+    assert "no: denied by \u201cdid not give\u201d (coding rule 2)" in table.output
+    shown = json.loads(runner.invoke(app, ["tag", text, "--json"]).output)
+    financing = next(c for c in shown["codes"] if c["code"] == "financing_policy")
+    assert financing["denied"] and not financing["applied"] and financing["denied_by"] == "did not give"
+
+
+def test_an_unsure_denial_of_a_likely_framing_goes_to_a_person_with_the_reason(shipped):
+    from pipeline.denial import Denial
+
+    k = shipped.code_ids.index("cost_savings")
+    proba = np.zeros(len(shipped.code_ids))
+    proba[k] = 0.99
+    far = {"cost_savings": Denial("cost_savings", "next sentence", "It didn't.", near=False)}
+    near = {"cost_savings": Denial("cost_savings", "negation", "did not", near=True)}
+    assert shipped.review_reason(proba, far).startswith("cost_savings: left uncoded as denied by \u201cIt didn't.\u201d")
+    assert shipped.review_reason(proba, near) == ""
+    rows = shipped.code_rows([Quote.from_row({"text": "We told the county board that linking the data would cut ER visits and save money. It didn't."})])
+    assert "cost_savings" not in rows[0]["codes"]
+    assert rows[0]["needs_review"] == ("true" if rows[0]["review_reason"] else "false")
 
 
 def test_clear_framings_are_coded(shipped):

@@ -26,7 +26,7 @@ FORMULAS = ['=HYPERLINK("http://x","y")', "+cmd|' /C calc'!A0", "@SUM(A1)", "-2+
 @pytest.fixture
 def hash_coder(monkeypatch):
     """`framecode code` with a deterministic stand-in for the trained model (no model to load)."""
-    monkeypatch.setattr("pipeline.cli.coding._coder", lambda ctx, book, model: HashCoder(book))
+    monkeypatch.setattr("pipeline.cli.coding._coder", lambda ctx, book, model, kind=None: HashCoder(book))
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import re
 import numpy as np
 import pytest
 
-from pipeline.features import Embedded, FeatureSpec, cue_matrix, denied_framings, pool_sentences, split_sentences
+from pipeline.features import Embedded, FeatureSpec, cue_matrix, pool_sentences, sentence_spans, split_sentences
 
 
 def test_sentences_split_at_end_punctuation_but_not_after_abbreviations_or_initials():
@@ -23,6 +23,12 @@ def test_short_fragments_join_the_previous_sentence_and_every_text_has_one():
         ["We share data daily. Truly.", "It helps every partner."],
         ["   "],
     ]
+
+
+def test_sentence_spans_locate_each_sentence_in_the_text_without_surrounding_space():
+    text = "  We share data daily.\n\nTruly.   It helps every partner.  "
+    spans = sentence_spans(text)
+    assert [text[a:b] for a, b in spans] == ["We share data daily.\n\nTruly.", "It helps every partner."]
 
 
 def test_sentence_pooling_is_each_texts_mean_and_max_whatever_the_order():
@@ -63,34 +69,3 @@ def test_cue_features_equal_a_plain_case_insensitive_search(spec):
     ]
     code_ids = list(spec.cues)
     assert np.array_equal(cue_matrix(texts, spec, code_ids), _plain_regex_features(texts, spec, code_ids))
-
-
-def test_denied_or_failed_framings_are_blocked_but_counterfactuals_are_not(spec):
-    code_ids = list(spec.cues)
-    texts = [
-        "Honestly, sharing the data did not save money, and the return-on-investment case fell flat.",
-        "The dashboard we showed the council did not convince anyone.",
-        "Sharing the data saved money on jail stays.",
-        "Without shared records we could not save money.",
-        "We no longer fax records, which saves staff hours.",
-        "It did not save money. It did cut ER visits by a third.",
-    ]
-    denied = denied_framings(texts, spec, code_ids)
-    blocked = [{code for code, d in zip(code_ids, row) if d} for row in denied]
-    assert "cost_savings" in blocked[0] and blocked[1] == {"show_the_product"}
-    assert blocked[2:] == [set(), set(), set(), set()]
-
-
-def test_problem_statements_of_exempt_codes_are_never_denied(spec):
-    texts = ["Case managers cannot get current data, and referrals are not coordinated."]
-    denied = denied_framings(texts, spec, list(spec.cues))
-    assert spec.denial_exempt == ("care_coordination", "timely_data")
-    assert not denied.any()
-
-
-def test_denial_check_ignores_letter_case(spec):
-    texts = ["Sharing the data did not save money.", "The map we showed the board did not convince anyone."]
-    code_ids = list(spec.cues)
-    lower = denied_framings(texts, spec, code_ids)
-    assert lower.any()
-    assert np.array_equal(denied_framings([t.upper() for t in texts], spec, code_ids), lower)

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 from pipeline.codebook import load_codebook
@@ -61,3 +62,31 @@ def test_a_reviewed_written_row_counts_in_full_and_reaches_the_outputs(tmp_path)
     assert quote_weight(quotes["w1"], ORIGIN_WEIGHTS) == 1.0 and quote_weight(quotes["w2"], ORIGIN_WEIGHTS) == 0.3
     people = people_codes(pd.DataFrame({"id": ["w1", "w2"], "codes": ["cost_savings;timely_data", "cost_savings"]}), CODEBOOK, tmp_path)
     assert people.to_dict("records") == [{"id": "w1", "codes": "timely_data", "coder": "Ana"}]
+
+
+def test_contrast_pairs_are_held_out_by_pair_and_scored_on_their_own_code(tmp_path):
+    from pipeline.evaluate import contrast_scores
+
+    _write(tmp_path / "contrast_pairs.jsonl", [
+        {"id": "P1-a", "pair": "P1", "side": "affirmed", "code": "cost_savings", "text": "It saved money.", "labels": ["cost_savings"],
+         "source_url": "https://page"},
+        {"id": "P1-d", "pair": "P1", "side": "denied", "code": "cost_savings", "text": "It saved nothing.", "labels": []},
+        {"id": "P2-a", "pair": "P2", "side": "affirmed", "code": "timely_data", "text": "Alerts came fast.", "labels": []},
+        {"id": "P2-d", "pair": "P2", "side": "denied", "code": "timely_data", "text": "Alerts never came.", "labels": []},
+    ])
+    quotes = load_labels(CODEBOOK, tmp_path).quotes
+    assert {q.group for q in quotes} == {"P1", "P2"} and {q.origin for q in quotes} == {"contrast"}
+    k, t = CODEBOOK.code_ids.index("cost_savings"), CODEBOOK.code_ids.index("timely_data")
+    decided = np.zeros((4, len(CODEBOOK.code_ids)), dtype=int)
+    decided[0, k] = decided[3, t] = 1  # the affirmed savings coded; the denied alerts wrongly coded
+    scores = contrast_scores(quotes, decided, CODEBOOK.code_ids)
+    assert (scores["denied_left_uncoded"], scores["affirmed_still_coded"], scores["left_out"]) == (0.5, 1.0, 1)
+    assert scores["per_code"]["timely_data"] == {"denied_left_uncoded": 0.0, "affirmed_still_coded": None}
+
+
+def test_a_contrast_row_without_its_code_or_side_is_refused(tmp_path):
+    _write(tmp_path / "contrast_pairs.jsonl", [
+        {"id": "P1-a", "pair": "P1", "side": "sideways", "code": "cost_savings", "text": "It saved money.", "labels": []},
+    ])
+    with pytest.raises(ValidationError, match="row 1.*'affirmed' or 'denied'"):
+        load_labels(CODEBOOK, tmp_path)

@@ -128,3 +128,33 @@ def test_encoder_folder_with_a_link_outside_is_refused(tmp_path):
     (folder / "model.safetensors").symlink_to(tmp_path / "elsewhere.safetensors")
     with pytest.raises(EncoderError, match="model.safetensors"):
         check_model_folder(folder)
+
+
+class _FakeEncoder:
+    """An encoder that only says who it is (refused before anything is encoded)."""
+
+    def __init__(self, identity):
+        self.identity = identity
+
+
+def test_a_model_refuses_an_encoder_of_another_kind_than_it_was_trained_with(model, codebook):
+    from pipeline.embed import EncoderIdentity
+
+    coder = load_coder(model, codebook=codebook)
+    trained = coder.encoder_identity
+    assert trained["kind"] == "default"
+    coder.encoder = _FakeEncoder(EncoderIdentity(trained["name"], trained["weights_sha256"], "static-model2vec-0.9.0-pca256", 256))
+    with pytest.raises(ModelError, match="trained with the default encoder, not the fast one"):
+        coder.get_encoder()
+    coder.encoder = _FakeEncoder(EncoderIdentity(**{k: trained[k] for k in ("name", "weights_sha256", "backend", "dimension")}))
+    assert coder.get_encoder() is coder.encoder
+
+
+def test_coding_with_the_other_encoder_is_refused_in_one_line_before_anything_loads(model, tmp_path):
+    quotes = tmp_path / "quotes.csv"
+    quotes.write_text("id,text\nq1,Sharing data saved money.\n", encoding="utf-8")
+    result = runner.invoke(app, ["code", str(quotes), "--out", str(tmp_path / "out.csv"), "--model", str(model), "--encoder", "fast"])
+    assert result.exit_code == 2
+    assert "trained with the default encoder, not the fast one" in result.output
+    assert "framecode train --encoder fast" in result.output and result.output.count("\n") == 1
+    assert not (tmp_path / "out.csv").exists()

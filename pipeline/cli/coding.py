@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from enum import Enum
@@ -11,10 +12,10 @@ from typing import Annotated, Optional
 import typer
 
 from ..codebook import load_codebook
-from ..paths import DEFAULT_MODEL_DIR, PROJECT_ROOT
+from ..paths import PROJECT_ROOT, model_dir_for
 from ..progress import progress_wanted, show_progress
 from .exports import FormatOption, IndicatorsOption
-from .options import (HumanOption, IdColumnOption, ModelOnlyOption, OrganizationColumnOption, ProgramColumnOption,
+from .options import (EncoderKind, EncoderOption, HumanOption, IdColumnOption, ModelOnlyOption, OrganizationColumnOption, ProgramColumnOption,
                       SectorColumnOption, SheetOption, SpeakerOption, TextColumnOption, read_options)
 
 
@@ -51,40 +52,47 @@ ModelPathOption = Annotated[
 ]
 
 
-def _encoder(ctx: typer.Context, backend: Backend | None, model_path: str | None):
+def _encoder(ctx: typer.Context, backend: Backend | None, model_path: str | None, kind: EncoderKind | None = None):
     from ..embed import load_encoder
 
     settings = ctx.obj.config.get("encoder", {})
     model = model_path or settings.get("model")
     return load_encoder(model, backend=(backend.value if backend else settings.get("backend", "auto")),
-                        batch_size=int(settings.get("batch_size", 64)))
+                        batch_size=int(settings.get("batch_size", 64)), kind=kind.value if kind else "default")
 
 
-def _coder(ctx: typer.Context, codebook, model: Path | None):
+def _coder(ctx: typer.Context, codebook, model: Path | None, kind: EncoderKind | None = None):
     from ..coding import default_coder
     from ..model import load_coder
 
+    wanted = kind.value if kind else None
     if model is not None:
-        return load_coder(model, codebook=codebook)
+        coder = load_coder(model, codebook=codebook)
+        coder.require_encoder(wanted)
+        return coder
     configured = ctx.obj.config.get("coder", {}).get("model_dir")
-    return default_coder(codebook, model_dir=PROJECT_ROOT / configured if configured else DEFAULT_MODEL_DIR)
+    folder = PROJECT_ROOT / configured if configured and wanted in (None, "default") else model_dir_for(wanted or "default")
+    return default_coder(codebook, model_dir=folder, kind=wanted)
 
 
 def train(
     ctx: typer.Context,
-    out: Annotated[Path, typer.Option("--out", file_okay=False, help="Model folder to write.")] = DEFAULT_MODEL_DIR,
+    out: Annotated[Optional[Path], typer.Option("--out", file_okay=False, show_default=False,
+                                                help="Model folder to write (default: models/default, or models/fast with --encoder fast).")] = None,
     labels: LabelsOption = None,
     codebook: CodebookOption = None,
     backend: BackendOption = None,
     model_path: ModelPathOption = None,
+    encoder: EncoderOption = None,
 ) -> None:
     """Fit the coder on the labelled quotes in labels/ and save it as a model folder."""
     from ..coding import train_default
 
     started = time.perf_counter()
     book = load_codebook(codebook)
+    out = out or model_dir_for(encoder.value if encoder else "default")
     with show_progress(progress_wanted(ctx.obj.quiet)):
-        coder = train_default(book, labels_dir=labels, model_dir=out, encoder=_encoder(ctx, backend, model_path))
+        coder = train_default(book, labels_dir=labels, model_dir=out, encoder=_encoder(ctx, backend, model_path, encoder))
     info = coder.config["labels"]
     typer.echo(f"trained {coder.model_id} on {info['n_quotes']} labelled quotes "
                f"({', '.join(f'{n} {o}' for o, n in info['by_origin'].items())}) in {time.perf_counter() - started:.1f} s")
@@ -98,6 +106,7 @@ def code(
     out: Annotated[Path, typer.Option("--out", dir_okay=False, show_default=False,
                                       help="Codings file to write: .csv, .jsonl, .xlsx, .sav (SPSS) or .dta (Stata).")],
     model: ModelOption = None,
+    encoder: EncoderOption = None,
     codebook: CodebookOption = None,
     text_column: TextColumnOption = None,
     id_column: IdColumnOption = None,
@@ -124,7 +133,7 @@ def code(
     human_dir = None if model_only else human or (LABELS_DIR / HUMAN_DIR)
     decisions = read_decisions(human_dir) if human_dir is not None and human_dir.is_dir() else {}
     with show_progress(progress_wanted(ctx.obj.quiet)):
-        coder = _coder(ctx, book, model)
+        coder = _coder(ctx, book, model, encoder)
         started = time.perf_counter()
         options = read_options(text_column, id_column, organization_column, program_column, sector_column, sheet, speaker)
         n = code_file(input, out, coder, options=options, decisions=decisions, format=format, indicators=indicators)
@@ -140,6 +149,7 @@ def tag(
         "--file", exists=True, dir_okay=False, show_default=False,
         help="Tag every quote of a file (any file `ingest` reads, with the same column options).")] = None,
     model: ModelOption = None,
+    encoder: EncoderOption = None,
     codebook: CodebookOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table (one line per quote with --file or -).")] = False,
     text_column: TextColumnOption = None,
@@ -166,7 +176,7 @@ def tag(
     else:
         quotes = ()
     book = load_codebook(codebook)
-    coder = _coder(ctx, book, model)
+    coder = _coder(ctx, book, model, encoder)
     if not quotes:
         _print_tag(tag_text(text or "", coder), as_json)
         return
@@ -186,13 +196,14 @@ def _print_tag(result, as_json: bool) -> None:
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=f"codes ({result.model_id})")
     for column in ("code", "probability", "threshold", "applied"):
         table.add_column(column)
     for item in result.codes:
         table.add_row(item.code, f"{item.probability:.2f}", f"{item.threshold:.2f}",
-                      "yes" if item.applied else "no: denied (coding rule 2)" if item.denied else "")
+                      Text("yes" if item.applied else f"no: denied by \u201c{item.denied_by}\u201d (coding rule 2)" if item.denied else ""))
     console = Console()
     console.print(table)
     if not result.applied:
@@ -203,7 +214,7 @@ def _print_tag(result, as_json: bool) -> None:
         for example in item.examples:
             console.print(f"  nearest coded quote {example.id} (similarity {example.similarity:.2f}): {example.text}", markup=False)
     if result.needs_review:
-        console.print("needs review: a probability sits close to its threshold")
+        console.print(f"needs review: {result.review_reason}", markup=False)
 
 
 def evaluate(
@@ -212,17 +223,29 @@ def evaluate(
     labels: LabelsOption = None,
     codebook: CodebookOption = None,
     backend: BackendOption = None,
-    quick: Annotated[bool, typer.Option("--quick", help="Skip the variant systems and the learning curve.")] = False,
+    encoder: EncoderOption = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Skip the variant systems, the other encoder and the learning curve.")] = False,
 ) -> None:
-    """Judge the coder on real statements held out by source page, beside baselines."""
+    """Judge the coder on real statements held out by source page, beside baselines, the
+    other encoder and sentences encoded alone; and coding rule 2 on contrast pairs."""
     from ..evaluate import evaluate as run_evaluation
+    from ..features import FeatureSpec
     from ..files import atomic_write_text
-    from ..labels import load_labels
+    from ..labels import load_external_denials, load_labels
 
     book = load_codebook(codebook)
+    kind = encoder or EncoderKind.default
     with show_progress(progress_wanted(ctx.obj.quiet)):
-        report = run_evaluation(load_labels(book, labels), book, _encoder(ctx, backend, None),
-                                variants=not quick, learning_curve=not quick)
+        chosen = _encoder(ctx, backend, None, kind)
+        alternatives = {}
+        if not quick:
+            spec = FeatureSpec.from_cue_file()
+            other = EncoderKind.fast if kind is EncoderKind.default else EncoderKind.default
+            alternatives = {f"default coder, {other.value} encoder": (_encoder(ctx, backend, None, other), spec),
+                            "default coder, sentences encoded alone (before one pass per quote)":
+                                (chosen, dataclasses.replace(spec, sentence_vectors="alone"))}
+        report = run_evaluation(load_labels(book, labels), book, chosen, variants=not quick, learning_curve=not quick,
+                                external=load_external_denials(book, labels), alternatives=alternatives)
     print_report(report)
     if out is not None:
         atomic_write_text(out, json.dumps(report, indent=2) + "\n")
@@ -257,6 +280,11 @@ def print_report(report: dict) -> None:
         written = report["written"]
         for part in ("cross_validation", "transfer_to_real"):
             console.print(f"{written[part]['system']}: macro-F1 {written[part]['macro_f1']:.3f} on {written[part]['n_quotes']} quotes")
+    for part, title in (("contrast", "contrast pairs held out by pair"), ("external_denials", "denial pairs written outside the repository")):
+        if part in report:
+            scores = report[part]
+            console.print(f"coding rule 2, {title} ({scores['pairs']} pairs): denied framings left uncoded "
+                          f"{scores['denied_left_uncoded']:.3f}, affirmed framings still coded {scores['affirmed_still_coded']:.3f}")
     if "learning_curve" in report:
         console.print("learning curve (real training statements -> macro-F1): " +
                       ", ".join(f"{p['real_train_quotes']} -> {p['macro_f1']:.3f}" for p in report["learning_curve"]))

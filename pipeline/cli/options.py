@@ -3,12 +3,24 @@ by those that apply reviewers' decisions (``code``, ``recode``)."""
 
 from __future__ import annotations
 
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
 
 from ..columns import ReadOptions
+
+class EncoderKind(str, Enum):
+    default = "default"
+    fast = "fast"
+
+
+EncoderOption = Annotated[Optional[EncoderKind], typer.Option(
+    "--encoder", show_default=False,
+    help="Sentence encoder: default (all-MiniLM-L6-v2) or fast (static embeddings distilled from it: many times faster, "
+         "lower macro-F1, see the README). Without --model the coder is models/<encoder>, trained on first use; a model "
+         "trained with the other encoder is refused.")]
 
 TextColumnOption = Annotated[Optional[str], typer.Option(
     "--text-column", show_default=False,

@@ -9,6 +9,7 @@ codings mean nothing, and a warning says so on every run.
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 from collections.abc import Sequence
@@ -19,13 +20,13 @@ import typer
 
 from ..codebook import load_codebook
 from ..errors import InputError
-from ..paths import DEFAULT_CODEBOOK, DEFAULT_MODEL_DIR, LABELS_DIR
+from ..paths import DEFAULT_CODEBOOK, LABELS_DIR, model_dir_for
 from ..progress import progress_wanted, show_progress
 from ..records import Codebook
 from ..review import HUMAN_DIR
 from ..rundiff import diff_runs, write_diff
 from ..runs import HashCoder, RunResult, find_run, list_runs, read_manifest, resume_run, start_run
-from .options import (HumanOption, IdColumnOption, ModelOnlyOption, OrganizationColumnOption, ProgramColumnOption,
+from .options import (EncoderOption, HumanOption, IdColumnOption, ModelOnlyOption, OrganizationColumnOption, ProgramColumnOption,
                       SectorColumnOption, SheetOption, SpeakerOption, TextColumnOption, read_options)
 
 log = logging.getLogger("framecode")
@@ -34,8 +35,10 @@ TEST_CODER_ENV = "FRAMECODE_TEST_CODER"
 SHOWN_ROWS = 20
 
 
-def load_run_coder(model_dir: Path | None, codebook: Codebook):
-    """The trained coder in ``model_dir``, or the hash test coder when the testing hook is set."""
+def load_run_coder(model_dir: Path | None, codebook: Codebook, kind: str | None = None):
+    """The trained coder in ``model_dir`` (None: the one for the ``kind`` of encoder, trained
+    first when stale), or the hash test coder when the testing hook is set. A model trained
+    with another kind of encoder than ``kind`` is refused."""
     hook = os.environ.get(TEST_CODER_ENV, "")
     if hook:
         name, _, delay = hook.partition(":")
@@ -46,9 +49,29 @@ def load_run_coder(model_dir: Path | None, codebook: Codebook):
     from ..coding import default_coder
     from ..model import load_coder
 
-    if model_dir is None or Path(model_dir).resolve() == DEFAULT_MODEL_DIR.resolve():
-        return default_coder(codebook)
-    return load_coder(model_dir, codebook=codebook)
+    if model_dir is None or Path(model_dir).resolve() == model_dir_for(kind or "default").resolve():
+        return default_coder(codebook, kind=kind)
+    coder = load_coder(model_dir, codebook=codebook)
+    coder.require_encoder(kind)
+    return coder
+
+
+class EngineName(str, enum.Enum):
+    """Where ``recode`` codes the chunks."""
+
+    local = "local"
+    ray = "ray"
+
+
+def make_engine(engine: EngineName, address: str | None, workers: int | None, worker_cpus: int):
+    """The run engine the options ask for (None: this process); Ray's options need --engine ray."""
+    if engine is EngineName.local:
+        if address is not None or workers is not None or worker_cpus != 1:
+            raise InputError("recode: --address, --workers and --worker-cpus apply to --engine ray")
+        return None
+    from ..runs.ray_engine import RayEngine
+
+    return RayEngine(address=address, workers=workers, worker_cpus=worker_cpus)
 
 
 def _render(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -79,7 +102,8 @@ def register(app: typer.Typer) -> None:
             typer.Argument(exists=True, dir_okay=False, help="Quote files to code (CSV, TSV, JSONL streamed; XLSX and documents read whole; "
                                                              "the organization registry organizations.csv is skipped)."),
         ] = None,
-        model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Trained model folder (default: models/default).")] = None,
+        model: Annotated[Optional[Path], typer.Option(exists=True, file_okay=False, help="Trained model folder (default: models/default, or models/fast with --encoder fast).")] = None,
+        encoder: EncoderOption = None,
         codebook: Annotated[Optional[Path], typer.Option(exists=True, dir_okay=False, help="Codebook YAML (default: labels/codebook.yaml).")] = None,
         runs_dir: Annotated[Path, typer.Option(file_okay=False, help="Folder holding the run folders.")] = Path("runs"),
         chunk_size: Annotated[int, typer.Option(min=1, help="Records coded and committed together; a crash loses at most one chunk of work.")] = 1000,
@@ -94,9 +118,17 @@ def register(app: typer.Typer) -> None:
         speaker: SpeakerOption = None,
         human: HumanOption = None,
         model_only: ModelOnlyOption = False,
+        engine: Annotated[EngineName, typer.Option(help="Code in this process (local) or on a Ray cluster (ray; "
+                                                    "needs the ray extra). Same outputs either way.")] = EngineName.local,
+        address: Annotated[Optional[str], typer.Option(help="With --engine ray: the cluster to run on (auto, or HEAD:6379 of "
+                                                            "`ray start --head`); default: a local cluster started for this run.")] = None,
+        workers: Annotated[Optional[int], typer.Option(min=1, help="With --engine ray: workers, each loading the model once "
+                                                                   "(default: one per CPU of the cluster).")] = None,
+        worker_cpus: Annotated[int, typer.Option(min=1, help="With --engine ray: CPUs (encoder threads) per worker.")] = 1,
     ) -> None:
         """Code a whole corpus into a new run folder, with provenance, resumable after a crash.
         A quote a reviewer decided (same id and text, in labels/human) gets the reviewer's codes and name."""
+        run_engine = make_engine(engine, address, workers, worker_cpus)
         if resume:
             if corpus:
                 raise InputError("recode: pass either CORPUS files or --resume RUN_ID, not both")
@@ -110,21 +142,21 @@ def register(app: typer.Typer) -> None:
             model_path = manifest["model"]["path"]
             with show_progress(progress_wanted(ctx.obj.quiet)):
                 coder = load_run_coder(Path(model_path) if model_path else None, book)
-                result = resume_run(run_dir, coder=coder, codebook=book)
+                result = resume_run(run_dir, coder=coder, codebook=book, engine=run_engine)
             _report(result)
             return
         if not corpus:
             raise InputError("recode: no CORPUS files; pass one or more quote files, or --resume RUN_ID")
         codebook_path = codebook or DEFAULT_CODEBOOK
         book = load_codebook(codebook_path)
-        model_dir = model or DEFAULT_MODEL_DIR
+        model_dir = model or model_dir_for(encoder.value if encoder else "default")
         with show_progress(progress_wanted(ctx.obj.quiet)):
-            coder = load_run_coder(model_dir, book)
+            coder = load_run_coder(model_dir, book, encoder.value if encoder else None)
             result = start_run(
                 corpus, coder=coder, codebook=book, runs_dir=runs_dir, codebook_path=codebook_path,
                 model_dir=model_dir, chunk_size=chunk_size, reuse=reuse,
                 options=read_options(text_column, id_column, organization_column, program_column, sector_column, sheet, speaker),
-                human_dir=None if model_only else human or (LABELS_DIR / HUMAN_DIR),
+                human_dir=None if model_only else human or (LABELS_DIR / HUMAN_DIR), engine=run_engine,
             )
         _report(result)
 

@@ -22,8 +22,9 @@ re-run of an unchanged corpus cheap.
 The modules: :mod:`.inputs` (pinning and reading inputs), :mod:`.manifest` (the run folder,
 its manifest and lock), :mod:`.store` (the work store and reuse), :mod:`.outputs` (codings
 and frequency tables), :mod:`.decisions` (reviewers' decisions in the outputs),
-:mod:`.engine` (start, resume, execute), :mod:`.listing` (``framecode runs``) and
-:mod:`.coder` (what a run needs from a coder; the hash test coder).
+:mod:`.engine` (start, resume, execute; the chunks every engine reads), :mod:`.ray_engine`
+(the chunks coded on a Ray cluster, imported only for ``--engine ray``), :mod:`.listing`
+(``framecode runs``) and :mod:`.coder` (what a run needs from a coder; the hash test coder).
 """
 
 from .coder import Coder, HashCoder

@@ -76,11 +76,13 @@ def with_decisions(table, decisions: Mapping[str, PersonCoding], codebook: Codeb
         given = model_codes.to_pylist()
         codes, coders = given.copy(), table.column("coder").to_pylist()
         flags = table.column("needs_review").to_pylist()
+        reasons = table.column("review_reason").to_pylist()
         candidates = ({"id": ids[i], "text": texts[i].as_py(), "codes": given[i]} for i in hits)
         for i, row in zip(hits, apply_decisions(candidates, decisions)):
             if row["coded_by"] == "person":
-                codes[i], coders[i], flags[i], coded_by[i] = row["codes"], row["coder"], False, "person"
-        replaced = (("codes", codes, pa.string()), ("coder", coders, pa.string()), ("needs_review", flags, pa.bool_()))
+                codes[i], coders[i], flags[i], reasons[i], coded_by[i] = row["codes"], row["coder"], False, "", "person"
+        replaced = (("codes", codes, pa.string()), ("coder", coders, pa.string()), ("needs_review", flags, pa.bool_()),
+                    ("review_reason", reasons, pa.string()))
         for name, values, kind in replaced:
             position = table.schema.get_field_index(name)
             table = table.set_column(position, table.schema.field(position), pa.array(values, type=kind))

@@ -30,7 +30,7 @@ REJECTED_CSV = "rejected.csv"
 FREQUENCY_FILES = {"program": "frequencies_by_program.csv", "sector": "frequencies_by_sector.csv"}
 
 BASE_COLUMNS = ("id", "text", "organization", "program", "sector", "codes", "needs_review")
-EXTRA_COLUMNS = ("coder", "origin", "source")
+EXTRA_COLUMNS = ("coder", "origin", "source", "review_reason")
 PACKAGES = (
     "framecode", "numpy", "scipy", "scikit-learn", "pandas", "pyarrow", "torch",
     "sentence-transformers", "onnxruntime", "transformers", "tokenizers",

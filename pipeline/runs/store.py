@@ -116,6 +116,8 @@ def codings_blob(quotes: Sequence[Quote], rows: Sequence[dict], coder: Coder, co
             return [str(r.get(name) or "") for r in rows]
         if name == "coder":
             return [str(r.get(name) or coder.model_id) for r in rows]
+        if name == "review_reason":
+            return [str(r.get(name) or "") for r in rows]
         if name in QUOTE_COLUMNS:
             return [getattr(q, name) for q in quotes]
         return [dict(q.extra).get(name, "") for q in quotes]
